@@ -1,0 +1,3 @@
+//! Operator command line: IOS-style show output.
+
+pub mod show;

@@ -1,0 +1,3 @@
+//! Plug-and-Play (PnP) agent side.
+
+pub mod codec;

@@ -1,0 +1,4 @@
+//! Smart Install (SMI) director side.
+
+pub mod codec;
+pub mod showver;
