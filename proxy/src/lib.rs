@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod dataplane;
 pub mod pnp;
 pub mod smi;

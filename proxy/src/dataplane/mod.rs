@@ -1,1 +1,439 @@
-//! (in progress)
+//! The XDP dataplane: loads the embedded classifier, attaches it to the
+//! switch-facing interfaces, and gives the rest of the daemon typed access to
+//! its maps (client table, policy, counters) and its event ring buffer.
+//!
+//! The client map is pinned under bpffs (`<pin_dir>/CLIENTS`), so a daemon
+//! restart finds the clients it had.
+
+mod events;
+mod table;
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{ProgramError, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use proxy_common::{ClientEntry, ClientKey, Policy, counter, maps};
+
+pub use events::{DataplaneEvent, DropReason, EventKind, EventStream};
+pub use table::ClientTable;
+
+/// The classifier object, built by `build.rs` (aya-build) and embedded.
+#[cfg(feature = "embed-ebpf")]
+pub static EMBEDDED_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/proxy-ebpf"));
+
+/// Where the kernel exposes its own BTF; aya needs it to load the object.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Default directory for pinned maps.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/smi-pnp-proxy";
+
+/// What went wrong in the dataplane, with what the operator can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// Loading BPF programs needs root (CAP_BPF and CAP_NET_ADMIN).
+    #[error("the XDP dataplane needs root (CAP_BPF + CAP_NET_ADMIN); run as root")]
+    NotRoot,
+    /// The kernel exposes no BTF.
+    #[error(
+        "the kernel has no BTF ({KERNEL_BTF} missing): a kernel built with CONFIG_DEBUG_INFO_BTF is required"
+    )]
+    NoBtf,
+    /// No bpffs could be found or mounted for the pin directory.
+    #[error("bpffs is not mounted at {path} and could not be mounted: {reason}")]
+    NoBpffs {
+        /// The directory that should be on bpffs.
+        path: PathBuf,
+        /// The mount error.
+        reason: String,
+    },
+    /// The pin directory could not be created.
+    #[error("cannot create pin directory {path}: {source}")]
+    PinDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The binary was built without the embedded object and no file was given.
+    #[error("this binary was built without the embedded XDP object; pass an object file")]
+    NoObject,
+    /// The object file could not be read.
+    #[error("cannot read XDP object {path}: {source}")]
+    ReadObject {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The kernel refused the object (verifier, map creation, ...).
+    #[error("loading the XDP object failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// The program refused to load or is not the expected type.
+    #[error("loading the XDP program failed: {0}")]
+    Program(ProgramError),
+    /// An expected map or program is missing from the object.
+    #[error("the XDP object has no {0}")]
+    Missing(&'static str),
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        /// The map's name.
+        map: &'static str,
+        /// aya's error.
+        source: aya::maps::MapError,
+    },
+    /// The event ring buffer could not be registered with the reactor.
+    #[error("cannot poll the event ring buffer: {0}")]
+    EventPoll(std::io::Error),
+    /// The interface does not exist (in this network namespace).
+    #[error("interface {0} does not exist in this network namespace")]
+    InterfaceMissing(String),
+    /// The kernel refused to attach the program.
+    #[error("attaching XDP to {iface} failed: native mode: {native}{}", skb.as_ref().map(|e| format!("; generic (SKB) mode: {e}")).unwrap_or_default())]
+    AttachRefused {
+        /// The interface.
+        iface: String,
+        /// The kernel's reason for native mode.
+        native: String,
+        /// The kernel's reason for generic mode, when it was tried.
+        skb: Option<String>,
+    },
+}
+
+impl DataplaneError {
+    fn map(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
+        move |source| Self::Map { map, source }
+    }
+}
+
+/// The mode an interface ended up attached in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum AttachMode {
+    /// Native (driver) XDP.
+    Native,
+    /// Generic (SKB) XDP, the slower fallback.
+    Generic,
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+        })
+    }
+}
+
+/// How to load the dataplane.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Directory on bpffs for pinned maps.
+    pub pin_dir: PathBuf,
+    /// Capacity of the client map.
+    pub clients_max: u32,
+    /// Initial policy.
+    pub policy: Policy,
+    /// Allow falling back to generic (SKB) mode when native attach fails.
+    pub skb_fallback: bool,
+    /// Object file to load instead of the embedded one.
+    pub object: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
+            clients_max: proxy_common::CLIENTS_MAX,
+            policy: Policy::default(),
+            skb_fallback: true,
+            object: None,
+        }
+    }
+}
+
+/// The loaded classifier and its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    table: ClientTable,
+    policy: Array<MapData, Policy>,
+    counters: PerCpuArray<MapData, u64>,
+    events: Option<RingBuf<MapData>>,
+    attached: Vec<(String, AttachMode)>,
+    skb_fallback: bool,
+}
+
+/// Checks that this process can load BPF at all, with a clear error if not.
+pub fn preflight() -> Result<(), DataplaneError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(DataplaneError::NotRoot);
+    }
+    if !Path::new(KERNEL_BTF).exists() {
+        return Err(DataplaneError::NoBtf);
+    }
+    Ok(())
+}
+
+/// Makes sure `dir` is on a bpffs, mounting one at `/sys/fs/bpf` if needed.
+fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let on_bpffs = |p: &Path| -> bool {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: statfs writes into the zeroed struct; `c` is NUL-terminated.
+        unsafe {
+            let mut st: libc::statfs = std::mem::zeroed();
+            libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+        }
+    };
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && !on_bpffs(root) {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .status();
+        match status {
+            Ok(s) if s.success() => log::info!("mounted bpffs at /sys/fs/bpf"),
+            Ok(s) => {
+                return Err(DataplaneError::NoBpffs {
+                    path: dir.to_owned(),
+                    reason: format!("mount exited with {s}"),
+                });
+            }
+            Err(e) => {
+                return Err(DataplaneError::NoBpffs {
+                    path: dir.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if !on_bpffs(dir) {
+        return Err(DataplaneError::NoBpffs {
+            path: dir.to_owned(),
+            reason: "the directory is not on a bpf filesystem".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Dataplane {
+    /// Loads the classifier (not yet attached), creating or re-opening the
+    /// pinned client map, and writes the initial policy.
+    pub fn load(opts: &Options) -> Result<Self, DataplaneError> {
+        preflight()?;
+        ensure_bpffs(&opts.pin_dir)?;
+        let owned;
+        let bytes: &[u8] = match &opts.object {
+            Some(path) => {
+                owned = std::fs::read(path).map_err(|source| DataplaneError::ReadObject {
+                    path: path.clone(),
+                    source,
+                })?;
+                &owned
+            }
+            None => embedded()?,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&opts.pin_dir)
+            .map_max_entries(maps::CLIENTS, opts.clients_max)
+            .load(bytes)?;
+        let take = |ebpf: &mut Ebpf, name: &'static str| {
+            ebpf.take_map(name).ok_or(DataplaneError::Missing(name))
+        };
+        let clients: HashMap<MapData, ClientKey, ClientEntry> =
+            HashMap::try_from(take(&mut ebpf, maps::CLIENTS)?)
+                .map_err(DataplaneError::map(maps::CLIENTS))?;
+        let mut policy: Array<MapData, Policy> = Array::try_from(take(&mut ebpf, maps::POLICY)?)
+            .map_err(DataplaneError::map(maps::POLICY))?;
+        let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
+            .map_err(DataplaneError::map(maps::COUNTERS))?;
+        let events = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)
+            .map_err(DataplaneError::map(maps::EVENTS))?;
+        policy
+            .set(0, opts.policy, 0)
+            .map_err(DataplaneError::map(maps::POLICY))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(proxy_common::XDP_PROGRAM)
+            .ok_or(DataplaneError::Missing("XDP program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)?;
+        prog.load().map_err(DataplaneError::Program)?;
+        Ok(Self {
+            ebpf,
+            table: ClientTable::new(clients),
+            policy,
+            counters,
+            events: Some(events),
+            attached: Vec::new(),
+            skb_fallback: opts.skb_fallback,
+        })
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        self.ebpf
+            .program_mut(proxy_common::XDP_PROGRAM)
+            .ok_or(DataplaneError::Missing("XDP program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)
+    }
+
+    /// Attaches to `iface` in native mode, falling back to generic mode (with
+    /// a warning) when allowed. Returns the mode it got.
+    pub fn attach(&mut self, iface: &str) -> Result<AttachMode, DataplaneError> {
+        let fallback = self.skb_fallback;
+        let prog = self.program()?;
+        let native = match prog.attach(iface, XdpMode::Driver) {
+            Ok(_) => {
+                self.attached.push((iface.to_owned(), AttachMode::Native));
+                log::info!("XDP attached to {iface} in native mode");
+                return Ok(AttachMode::Native);
+            }
+            Err(ProgramError::UnknownInterface { name }) => {
+                return Err(DataplaneError::InterfaceMissing(name));
+            }
+            Err(e) => error_chain(&e),
+        };
+        if !fallback {
+            return Err(DataplaneError::AttachRefused {
+                iface: iface.to_owned(),
+                native,
+                skb: None,
+            });
+        }
+        match prog.attach(iface, XdpMode::Skb) {
+            Ok(_) => {
+                log::warn!(
+                    "XDP on {iface}: native mode refused ({native}); attached in generic (SKB) mode, which is slower"
+                );
+                self.attached.push((iface.to_owned(), AttachMode::Generic));
+                Ok(AttachMode::Generic)
+            }
+            Err(e) => Err(DataplaneError::AttachRefused {
+                iface: iface.to_owned(),
+                native,
+                skb: Some(error_chain(&e)),
+            }),
+        }
+    }
+
+    /// Interfaces attached so far, with their mode.
+    pub fn attached(&self) -> &[(String, AttachMode)] {
+        &self.attached
+    }
+
+    /// A handle on the client map, cheap to clone and share between tasks.
+    pub fn table(&self) -> ClientTable {
+        self.table.clone()
+    }
+
+    /// Replaces the policy; takes effect for the next frame.
+    pub fn set_policy(&mut self, policy: &Policy) -> Result<(), DataplaneError> {
+        self.policy
+            .set(0, policy, 0)
+            .map_err(DataplaneError::map(maps::POLICY))
+    }
+
+    /// The counters summed over CPUs, indexed by `proxy_common::counter`.
+    pub fn counters(&self) -> Result<[u64; counter::COUNT as usize], DataplaneError> {
+        let mut out = [0u64; counter::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let index = i as u32;
+            let per_cpu = self
+                .counters
+                .get(&index, 0)
+                .map_err(DataplaneError::map(maps::COUNTERS))?;
+            *slot = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Takes the event stream (once); `None` after the first call.
+    pub fn take_events(&mut self) -> Option<Result<EventStream, DataplaneError>> {
+        self.events.take().map(EventStream::new)
+    }
+
+    /// Reads every pending event without async I/O (before `take_events`).
+    pub fn drain_events(&mut self) -> Vec<DataplaneEvent> {
+        let Some(ring) = self.events.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            if let Some(ev) = DataplaneEvent::decode(&item) {
+                out.push(ev);
+            }
+        }
+        out
+    }
+
+    /// Runs the program once per `repeat` on `frame` with BPF_PROG_TEST_RUN,
+    /// returning the verdict and the kernel's mean time per run.
+    pub fn test_run(
+        &mut self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), DataplaneError> {
+        use aya::programs::TestRun as _;
+        let prog = self.program()?;
+        let opts = aya::programs::TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..Default::default()
+        };
+        let r = prog.test_run(opts).map_err(DataplaneError::Program)?;
+        Ok((r.return_value, r.duration))
+    }
+}
+
+/// The object compiled into this binary.
+pub fn embedded() -> Result<&'static [u8], DataplaneError> {
+    #[cfg(feature = "embed-ebpf")]
+    {
+        Ok(EMBEDDED_OBJECT)
+    }
+    #[cfg(not(feature = "embed-ebpf"))]
+    {
+        Err(DataplaneError::NoObject)
+    }
+}
+
+/// An error with its sources, on one line (the kernel's reason is a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+/// Formats a MAC the Cisco way: `001e.f76d.af80`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    format!(
+        "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
+}
+
+/// The name of a kernel client state (`proxy_common::state`).
+pub fn state_name(s: u8) -> &'static str {
+    use proxy_common::state::*;
+    match s {
+        NEW => "new",
+        DISCOVERED => "discovered",
+        ADMITTED => "admitted",
+        UPGRADING => "upgrading",
+        DONE => "done",
+        BLOCKED => "blocked",
+        NOT_SMI => "not-smi",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,335 @@
+//! Table tests of the XDP classifier with BPF_PROG_TEST_RUN on crafted
+//! frames: verdict, client-map contents, counters and events. Needs root.
+use proxy::dataplane::{Dataplane, DataplaneEvent, DropReason, EventKind, Options};
+use proxy_common::{Policy, counter, state};
+use proxy_tests::frames::{Dhcp, L2, cisco_client_id, msg, smi_header, tcp, ipv4};
+use proxy_tests::netns::{require_root, unique_prefix};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const SERVER: [u8; 4] = [192, 0, 2, 1];
+const PROXY_IP: [u8; 4] = [192, 0, 2, 2];
+const CLIENT_IP: [u8; 4] = [192, 0, 2, 50];
+
+/// A loaded classifier with its own pin directory, removed on drop.
+struct Fixture {
+    dp: Dataplane,
+    pin_dir: std::path::PathBuf,
+    before: [u64; counter::COUNT as usize],
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with_policy(policy(&[1, 10]))
+    }
+
+    fn with_policy(p: Policy) -> Self {
+        require_root();
+        let pin_dir = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique_prefix("smitr")));
+        let dp = Dataplane::load(&Options {
+            pin_dir: pin_dir.clone(),
+            policy: p,
+            ..Options::default()
+        })
+        .expect("load classifier");
+        let before = dp.counters().expect("counters");
+        Self { dp, pin_dir, before }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> u32 {
+        self.dp.test_run(frame, 1).expect("test_run").0
+    }
+
+    /// Counter increments since creation (or the last call).
+    fn delta(&mut self) -> Vec<(&'static str, u64)> {
+        let now = self.dp.counters().expect("counters");
+        let d = now
+            .iter()
+            .zip(self.before.iter())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| (counter::NAMES[i], a - b))
+            .collect();
+        self.before = now;
+        d
+    }
+
+    fn entry(&self, mac: [u8; 6]) -> Option<proxy_common::ClientEntry> {
+        self.dp.table().get(mac).expect("map read")
+    }
+
+    fn events(&mut self) -> Vec<DataplaneEvent> {
+        self.dp.drain_events()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+fn policy(vlans: &[u16]) -> Policy {
+    let mut p = Policy {
+        startup_vlans: [0; proxy_common::VLAN_WORDS],
+        ..Policy::default()
+    };
+    for v in vlans {
+        p.set_startup_vlan(*v, true);
+    }
+    p
+}
+
+fn mac(n: u8) -> [u8; 6] {
+    [0x00, 0x1e, 0xf7, 0x6d, 0xaf, n]
+}
+
+fn discover(m: [u8; 6], l2: &L2) -> Vec<u8> {
+    Dhcp::cisco_client(m, 0x1234_5678, msg::DISCOVER).frame(l2, SERVER)
+}
+
+fn ack(m: [u8; 6], l2: &L2, ip: [u8; 4]) -> Vec<u8> {
+    let mut reply_l2 = l2.clone();
+    reply_l2.src = [0x02, 0, 0, 0, 0, 0x01];
+    Dhcp::server_reply(m, 0x1234_5678, msg::ACK, ip, SERVER).frame(&reply_l2, SERVER)
+}
+
+fn smi_frame(src: [u8; 6], l2: &L2, len_word: u32) -> Vec<u8> {
+    let mut l2 = l2.clone();
+    l2.src = src;
+    let mut payload = smi_header(4, 0, 3, len_word);
+    payload.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(50_000, 4786, 0x18, &payload))
+}
+
+fn new_client_event(evs: &[DataplaneEvent], m: [u8; 6]) -> &DataplaneEvent {
+    evs.iter()
+        .find(|e| e.mac == m && matches!(e.kind, EventKind::NewClient { .. }))
+        .expect("a NewClient event")
+}
+
+#[test]
+fn dhcp_untagged_creates_client_and_event() {
+    let mut f = Fixture::new();
+    let m = mac(1);
+    assert_eq!(f.run(&discover(m, &L2::broadcast(m))), XDP_PASS);
+    let e = f.entry(m).expect("entry created");
+    assert_eq!((e.state, e.vlan, e.svlan, e.dhcp_pkts), (state::NEW, 1, 0, 1));
+    assert_eq!(e.xid, 0x1234_5678);
+    assert_eq!(e.dhcp_msg, msg::DISCOVER);
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1), ("new_client", 1)]);
+    let evs = f.events();
+    let ev = new_client_event(&evs, m);
+    let EventKind::NewClient { client_id, vendor_class, requested } = &ev.kind else {
+        unreachable!()
+    };
+    let cid = cisco_client_id(&m);
+    assert_eq!(&client_id[1..], &cid.as_bytes()[..client_id.len() - 1]);
+    assert_eq!(vendor_class, b"cisco");
+    assert_eq!(*requested, None);
+
+    // A known client: counters rise, no second event.
+    assert_eq!(f.run(&discover(m, &L2::broadcast(m))), XDP_PASS);
+    assert_eq!(f.entry(m).expect("entry").dhcp_pkts, 2);
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1)]);
+    assert!(f.events().is_empty(), "no event for a known client");
+}
+
+#[test]
+fn dhcp_single_tagged_and_qinq() {
+    let mut f = Fixture::new();
+    let (a, b) = (mac(2), mac(3));
+    assert_eq!(f.run(&discover(a, &L2::broadcast(a).tagged(10))), XDP_PASS);
+    assert_eq!(f.run(&discover(b, &L2::broadcast(b).qinq(100, 10))), XDP_PASS);
+    let ea = f.entry(a).expect("tagged entry");
+    assert_eq!((ea.vlan, ea.svlan), (10, 0));
+    let eb = f.entry(b).expect("qinq entry");
+    assert_eq!((eb.vlan, eb.svlan), (10, 100));
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 2), ("new_client", 2)]);
+    let evs = f.events();
+    assert_eq!(new_client_event(&evs, b).svlan, 100);
+}
+
+#[test]
+fn dhcp_on_other_vlan_is_not_learned() {
+    let mut f = Fixture::new();
+    let m = mac(4);
+    assert_eq!(f.run(&discover(m, &L2::broadcast(m).tagged(30))), XDP_PASS);
+    assert!(f.entry(m).is_none());
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1), ("dhcp_other_vlan", 1)]);
+    assert!(f.events().is_empty());
+}
+
+#[test]
+fn dhcp_with_ipv4_options() {
+    let mut f = Fixture::new();
+    for (i, opt_len) in [4usize, 8, 40].into_iter().enumerate() {
+        let m = mac(10 + i as u8);
+        // Router-alert style options padded with NOPs (1).
+        let mut opts = vec![148u8, 4, 0, 0];
+        opts.resize(opt_len, 1);
+        let frame = Dhcp::cisco_client(m, 7, msg::DISCOVER).frame_with_ip_options(
+            &L2::broadcast(m),
+            SERVER,
+            &opts,
+        );
+        assert_eq!(f.run(&frame), XDP_PASS);
+        assert!(f.entry(m).is_some(), "IHL {} learned", 5 + opt_len / 4);
+    }
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 3), ("new_client", 3)]);
+}
+
+#[test]
+fn ack_learns_address() {
+    let mut f = Fixture::new();
+    let m = mac(5);
+    let l2 = L2::broadcast(m);
+    f.run(&discover(m, &l2));
+    f.events();
+    f.delta();
+    assert_eq!(f.run(&ack(m, &l2, CLIENT_IP)), XDP_PASS);
+    let e = f.entry(m).expect("entry");
+    assert_eq!((e.ipv4, e.state, e.dhcp_msg), (CLIENT_IP, state::DISCOVERED, msg::ACK));
+    assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1), ("address_learned", 1)]);
+    let evs = f.events();
+    assert!(evs.iter().any(|e| e.mac == m
+        && e.kind == EventKind::AddressLearned(std::net::Ipv4Addr::from(CLIENT_IP))));
+    // The same ACK again: no new event.
+    f.run(&ack(m, &l2, CLIENT_IP));
+    assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1)]);
+    assert!(f.events().is_empty());
+}
+
+#[test]
+fn truncated_at_every_boundary_passes_and_learns_nothing() {
+    let mut f = Fixture::new();
+    for (name, l2) in [
+        ("untagged", L2::broadcast(mac(6))),
+        ("tagged", L2::broadcast(mac(6)).tagged(10)),
+        ("qinq", L2::broadcast(mac(6)).qinq(100, 10)),
+    ] {
+        let full = discover(mac(6), &l2);
+        // Every length from the bare Ethernet header up to one byte short
+        // of the END option.
+        for len in 14..full.len() - 1 {
+            assert_eq!(f.run(&full[..len]), XDP_PASS, "{name} cut at {len}");
+            assert!(f.entry(mac(6)).is_none(), "{name} cut at {len} created an entry");
+        }
+        let runs = (full.len() - 1 - 14) as u64;
+        let d = f.delta();
+        let stopped: u64 = d
+            .iter()
+            .filter(|(n, _)| ["truncated_pass", "dhcp_malformed_pass", "other_pass"].contains(n))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(stopped, runs, "{name}: every cut frame counted as stopped: {d:?}");
+        assert!(d.iter().any(|(n, v)| *n == "truncated_pass" && *v > 0), "{name}: {d:?}");
+        assert!(d.iter().any(|(n, v)| *n == "dhcp_malformed_pass" && *v > 0), "{name}: {d:?}");
+    }
+    assert!(f.events().is_empty());
+}
+
+#[test]
+fn option_overrun_is_malformed() {
+    let mut f = Fixture::new();
+    let m = mac(7);
+    // An option whose length runs past the end of the frame.
+    let mut d = Dhcp::cisco_client(m, 1, msg::DISCOVER);
+    d.raw_tail = Some(vec![43, 200, 1, 2, 3]);
+    assert_eq!(f.run(&d.frame(&L2::broadcast(m), SERVER)), XDP_PASS);
+    // No END option within the walk bound: 100 one-byte options.
+    let mut d2 = Dhcp::cisco_client(m, 2, msg::DISCOVER);
+    d2.options = (0..100).map(|_| (250u8, vec![])).collect();
+    assert_eq!(f.run(&d2.frame(&L2::broadcast(m), SERVER)), XDP_PASS);
+    // No magic cookie.
+    let mut frame = discover(m, &L2::broadcast(m));
+    let cookie = 14 + 20 + 8 + 236;
+    frame[cookie] = 0;
+    assert_eq!(f.run(&frame), XDP_PASS);
+    assert!(f.entry(m).is_none());
+    assert_eq!(f.delta(), vec![("dhcp_malformed_pass", 3)]);
+}
+
+#[test]
+fn non_ipv4_and_other_traffic_pass() {
+    let mut f = Fixture::new();
+    let m = mac(8);
+    let l2 = L2::broadcast(m);
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&m);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.resize(60, 0);
+    let mut v6 = vec![0x33, 0x33, 0, 0, 0, 1];
+    v6.extend_from_slice(&m);
+    v6.extend_from_slice(&[0x86, 0xdd]);
+    v6.resize(80, 0);
+    let http = ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(40_000, 80, 0x02, &[]));
+    let dns = ipv4(&l2, CLIENT_IP, PROXY_IP, 17, &[], &proxy_tests::frames::udp(5353, 53, &[1; 20]));
+    for frame in [&arp, &v6, &http, &dns] {
+        assert_eq!(f.run(frame), XDP_PASS);
+    }
+    assert_eq!(f.delta(), vec![("other_pass", 4)]);
+    assert!(f.entry(m).is_none());
+}
+
+#[test]
+fn smi_admission() {
+    let mut f = Fixture::new();
+    let (admitted, stranger, fresh) = (mac(20), mac(21), mac(22));
+    let l2 = L2::broadcast(mac(0));
+    f.dp.table().set_state(admitted, state::ADMITTED).expect("admit");
+    f.run(&discover(fresh, &L2::broadcast(fresh)));
+    f.events();
+    f.delta();
+
+    assert_eq!(f.run(&smi_frame(admitted, &l2, 8)), XDP_PASS, "admitted");
+    let e = f.entry(admitted).expect("entry");
+    assert_eq!((e.smi_pkts, e.smi_dropped), (1, 0));
+    assert_eq!(f.delta(), vec![("smi_pass", 1)]);
+
+    assert_eq!(f.run(&smi_frame(stranger, &l2, 8)), XDP_DROP, "unknown MAC");
+    assert!(f.entry(stranger).is_none(), "drops create no entry");
+    assert_eq!(f.delta(), vec![("smi_drop_not_admitted", 1)]);
+    let evs = f.events();
+    assert!(evs.iter().any(|e| e.mac == stranger && matches!(e.kind, EventKind::SmiDropped { reason: DropReason::NotAdmitted, .. })));
+
+    assert_eq!(f.run(&smi_frame(fresh, &l2, 8)), XDP_DROP, "known but not admitted");
+    assert_eq!(f.entry(fresh).expect("entry").smi_dropped, 1);
+    assert_eq!(f.delta(), vec![("smi_drop_not_admitted", 1)]);
+
+    assert_eq!(f.run(&smi_frame(admitted, &l2.clone().tagged(30), 8)), XDP_DROP, "wrong VLAN");
+    assert_eq!(f.delta(), vec![("smi_drop_wrong_vlan", 1)]);
+
+    assert_eq!(f.run(&smi_frame(admitted, &l2, 0x0010_0000)), XDP_DROP, "oversize");
+    assert_eq!(f.delta(), vec![("smi_drop_oversize", 1)]);
+    assert_eq!(f.entry(admitted).expect("entry").smi_dropped, 2);
+
+    // Exactly at the cap passes.
+    assert_eq!(f.run(&smi_frame(admitted, &l2, 4096)), XDP_PASS, "at the cap");
+    assert_eq!(f.delta(), vec![("smi_pass", 1)]);
+}
+
+#[test]
+fn smi_reply_to_probe_passes_for_discovered_client() {
+    let mut f = Fixture::new();
+    let m = mac(30);
+    let l2 = L2::broadcast(m);
+    f.run(&discover(m, &l2));
+    f.run(&ack(m, &l2, CLIENT_IP));
+    f.delta();
+    // The client's answer from its port 4786 to the director's probe.
+    let reply = ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(4786, 50_001, 0x12, &[]));
+    assert_eq!(f.run(&reply), XDP_PASS);
+    // But it may not open connections to the director yet.
+    assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_DROP);
+    assert_eq!(f.delta(), vec![("smi_pass", 1), ("smi_drop_not_admitted", 1)]);
+}
+
+#[test]
+fn enforcement_off_only_counts() {
+    let mut p = policy(&[1]);
+    p.enforce = 0;
+    let mut f = Fixture::with_policy(p);
+    assert_eq!(f.run(&smi_frame(mac(40), &L2::broadcast(mac(0)), 8)), XDP_PASS);
+    assert_eq!(f.delta(), vec![("smi_would_drop", 1)]);
+}
