@@ -179,7 +179,13 @@ impl Dhcp {
     }
 
     /// A server reply of `msg_type` giving `yiaddr` to `chaddr`.
-    pub fn server_reply(chaddr: [u8; 6], xid: u32, msg_type: u8, yiaddr: [u8; 4], server: [u8; 4]) -> Self {
+    pub fn server_reply(
+        chaddr: [u8; 6],
+        xid: u32,
+        msg_type: u8,
+        yiaddr: [u8; 4],
+        server: [u8; 4],
+    ) -> Self {
         Self {
             op: 2,
             xid,
@@ -232,7 +238,14 @@ impl Dhcp {
         } else {
             (server, 67, 68)
         };
-        ipv4(l2, src, [255; 4], 17, ip_options, &udp(sport, dport, &self.encode()))
+        ipv4(
+            l2,
+            src,
+            [255; 4],
+            17,
+            ip_options,
+            &udp(sport, dport, &self.encode()),
+        )
     }
 }
 

@@ -24,9 +24,16 @@ pub fn require_root() {
 
 /// Runs `ip <args>`, failing with its stderr.
 pub fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -55,7 +62,9 @@ impl NetNs {
     pub fn new(name: &str) -> anyhow::Result<Self> {
         let _ = Command::new("ip").args(["netns", "del", name]).output();
         ip(&["netns", "add", name])?;
-        let ns = Self { name: name.to_owned() };
+        let ns = Self {
+            name: name.to_owned(),
+        };
         ip_in(name, &["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -78,14 +87,26 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
 /// Creates a veth pair `a` (in `ns_a`) <-> `b` (in `ns_b`), both up.
 pub fn veth(ns_a: &NetNs, a: &str, ns_b: &NetNs, b: &str) -> anyhow::Result<()> {
     ip(&[
-        "link", "add", a, "netns", ns_a.name(), "type", "veth", "peer", "name", b, "netns",
+        "link",
+        "add",
+        a,
+        "netns",
+        ns_a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
         ns_b.name(),
     ])?;
     ns_a.ip(&["link", "set", a, "up"])?;
@@ -102,7 +123,8 @@ impl NsGuard {
     /// Enters `/run/netns/<name>` for this thread.
     pub fn enter(name: &str) -> anyhow::Result<Self> {
         let home = File::open("/proc/thread-self/ns/net").context("own netns")?;
-        let target = File::open(format!("/run/netns/{name}")).with_context(|| format!("netns {name}"))?;
+        let target =
+            File::open(format!("/run/netns/{name}")).with_context(|| format!("netns {name}"))?;
         // SAFETY: valid namespace fd; affects only this thread.
         if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             bail!("setns {name}: {}", std::io::Error::last_os_error());
@@ -151,7 +173,10 @@ impl RawSocket {
                 size_of::<libc::sockaddr_ll>() as u32,
             );
             if r != 0 {
-                bail!("bind AF_PACKET to {iface}: {}", std::io::Error::last_os_error());
+                bail!(
+                    "bind AF_PACKET to {iface}: {}",
+                    std::io::Error::last_os_error()
+                );
             }
             Ok(Self { fd })
         }
