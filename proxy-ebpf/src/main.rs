@@ -15,15 +15,15 @@
 #![no_std]
 #![no_main]
 
-use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::bindings::BPF_NOEXIST;
+use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use proxy_common::{
-    counter, drop_reason, event, state, ClientEntry, ClientKey, Event, Policy, CLIENTS_MAX,
-    EVENTS_BYTES, OPT_BYTES, SMI_PORT,
+    CLIENTS_MAX, ClientEntry, ClientKey, EVENTS_BYTES, Event, OPT_BYTES, Policy, SMI_PORT, counter,
+    drop_reason, event, state,
 };
 
 /// Client MAC -> state; pinned so that a daemon restart keeps it.
@@ -369,7 +369,16 @@ fn dhcp(
     if msg_type == DHCPOFFER {
         // The daemon's own DHCP server stays quiet where another one answers.
         let server_ip = unsafe { *bytes_at::<4>(ctx, l2.l3 + 12)? };
-        emit(ctx, event::DHCP_SERVER_SEEN, now, l2.src, l2, xid, &opts, server_ip);
+        emit(
+            ctx,
+            event::DHCP_SERVER_SEEN,
+            now,
+            l2.src,
+            l2,
+            xid,
+            &opts,
+            server_ip,
+        );
     }
     if msg_type != DHCPACK {
         return Ok(XDP_PASS);
@@ -388,13 +397,39 @@ fn dhcp(
             changed
         };
         if changed {
-            emit(ctx, event::ADDRESS_LEARNED, now, chaddr, l2, xid, &opts, yiaddr);
+            emit(
+                ctx,
+                event::ADDRESS_LEARNED,
+                now,
+                chaddr,
+                l2,
+                xid,
+                &opts,
+                yiaddr,
+            );
             count(counter::ADDRESS_LEARNED);
         }
     } else if policy.is_startup_vlan(l2.vlan) {
         // A client that got its lease before the proxy started.
-        new_entry(&key, now, l2, xid, opts.msg_type as u8, state::DISCOVERED, yiaddr);
-        emit(ctx, event::ADDRESS_LEARNED, now, chaddr, l2, xid, &opts, yiaddr);
+        new_entry(
+            &key,
+            now,
+            l2,
+            xid,
+            opts.msg_type as u8,
+            state::DISCOVERED,
+            yiaddr,
+        );
+        emit(
+            ctx,
+            event::ADDRESS_LEARNED,
+            now,
+            chaddr,
+            l2,
+            xid,
+            &opts,
+            yiaddr,
+        );
         count(counter::ADDRESS_LEARNED);
     }
     Ok(XDP_PASS)
@@ -503,8 +538,12 @@ fn emit(
         (*ev)._pad = [0; 6];
         (*ev).client_id = [0; OPT_BYTES];
         (*ev).vendor_class = [0; OPT_BYTES];
-        (*ev).client_id_len =
-            copy_option(ctx, opts.client_id, opts.client_id_len, &mut (*ev).client_id);
+        (*ev).client_id_len = copy_option(
+            ctx,
+            opts.client_id,
+            opts.client_id_len,
+            &mut (*ev).client_id,
+        );
         (*ev).vendor_class_len = copy_option(
             ctx,
             opts.vendor_class,

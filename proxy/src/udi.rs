@@ -16,7 +16,9 @@ use std::str::FromStr;
 pub const FIELD_MAX: usize = 64;
 
 /// A device's UDI.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Udi {
     pid: String,
@@ -34,7 +36,9 @@ pub enum UdiError {
     #[error("UDI field {0} is empty")]
     Empty(&'static str),
     /// A field holds a space, comma, control or non-ASCII character.
-    #[error("UDI field {field} holds a character outside printable ASCII without space and comma: {value:?}")]
+    #[error(
+        "UDI field {field} holds a character outside printable ASCII without space and comma: {value:?}"
+    )]
     BadChar {
         /// PID, VID or SN.
         field: &'static str,
@@ -53,7 +57,10 @@ fn check(field: &'static str, value: &str, may_be_empty: bool) -> Result<(), Udi
     if value.len() > FIELD_MAX {
         return Err(UdiError::TooLong(field));
     }
-    if !value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
+    if !value
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    {
         return Err(UdiError::BadChar {
             field,
             value: value.to_owned(),
@@ -129,8 +136,13 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        let u: Udi = "PID:WS-C3750X-24T-E,VID:V04,SN:FDO1703P2EB".parse().unwrap();
-        assert_eq!((u.pid(), u.vid(), u.sn()), ("WS-C3750X-24T-E", "V04", "FDO1703P2EB"));
+        let u: Udi = "PID:WS-C3750X-24T-E,VID:V04,SN:FDO1703P2EB"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (u.pid(), u.vid(), u.sn()),
+            ("WS-C3750X-24T-E", "V04", "FDO1703P2EB")
+        );
         assert_eq!(u.to_string(), "PID:WS-C3750X-24T-E,VID:V04,SN:FDO1703P2EB");
     }
 
@@ -142,10 +154,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert!(matches!("PID:,VID:V1,SN:X".parse::<Udi>(), Err(UdiError::Empty("PID"))));
-        assert!(matches!("PID:A B,VID:V1,SN:X".parse::<Udi>(), Err(UdiError::BadChar { .. })));
+        assert!(matches!(
+            "PID:,VID:V1,SN:X".parse::<Udi>(),
+            Err(UdiError::Empty("PID"))
+        ));
+        assert!(matches!(
+            "PID:A B,VID:V1,SN:X".parse::<Udi>(),
+            Err(UdiError::BadChar { .. })
+        ));
         assert!(matches!("SN:X".parse::<Udi>(), Err(UdiError::Shape(_))));
-        assert!(matches!("PID:A,VID:V1,SN:".parse::<Udi>(), Err(UdiError::Empty("SN"))));
-        assert!(matches!(Udi::new("A", "V\n", "S"), Err(UdiError::BadChar { .. })));
+        assert!(matches!(
+            "PID:A,VID:V1,SN:".parse::<Udi>(),
+            Err(UdiError::Empty("SN"))
+        ));
+        assert!(matches!(
+            Udi::new("A", "V\n", "S"),
+            Err(UdiError::BadChar { .. })
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //! frames: verdict, client-map contents, counters and events. Needs root.
 use proxy::dataplane::{Dataplane, DataplaneEvent, DropReason, EventKind, Options};
 use proxy_common::{Policy, counter, state};
-use proxy_tests::frames::{Dhcp, L2, cisco_client_id, msg, smi_header, tcp, ipv4};
+use proxy_tests::frames::{Dhcp, L2, cisco_client_id, ipv4, msg, smi_header, tcp};
 use proxy_tests::netns::{require_root, unique_prefix};
 
 const XDP_DROP: u32 = 1;
@@ -26,14 +26,21 @@ impl Fixture {
     fn with_policy(p: Policy) -> Self {
         require_root();
         let pin_dir = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique_prefix("smitr")));
-        let dp = Dataplane::load(&Options {
+        let loaded = Dataplane::load(&Options {
             pin_dir: pin_dir.clone(),
             policy: p,
             ..Options::default()
-        })
-        .expect("load classifier");
+        });
+        let dp = loaded.unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&pin_dir);
+            panic!("load classifier: {e}")
+        });
         let before = dp.counters().expect("counters");
-        Self { dp, pin_dir, before }
+        Self {
+            dp,
+            pin_dir,
+            before,
+        }
     }
 
     fn run(&mut self, frame: &[u8]) -> u32 {
@@ -99,7 +106,14 @@ fn smi_frame(src: [u8; 6], l2: &L2, len_word: u32) -> Vec<u8> {
     l2.src = src;
     let mut payload = smi_header(4, 0, 3, len_word);
     payload.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
-    ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(50_000, 4786, 0x18, &payload))
+    ipv4(
+        &l2,
+        CLIENT_IP,
+        PROXY_IP,
+        6,
+        &[],
+        &tcp(50_000, 4786, 0x18, &payload),
+    )
 }
 
 fn new_client_event(evs: &[DataplaneEvent], m: [u8; 6]) -> &DataplaneEvent {
@@ -114,13 +128,21 @@ fn dhcp_untagged_creates_client_and_event() {
     let m = mac(1);
     assert_eq!(f.run(&discover(m, &L2::broadcast(m))), XDP_PASS);
     let e = f.entry(m).expect("entry created");
-    assert_eq!((e.state, e.vlan, e.svlan, e.dhcp_pkts), (state::NEW, 1, 0, 1));
+    assert_eq!(
+        (e.state, e.vlan, e.svlan, e.dhcp_pkts),
+        (state::NEW, 1, 0, 1)
+    );
     assert_eq!(e.xid, 0x1234_5678);
     assert_eq!(e.dhcp_msg, msg::DISCOVER);
     assert_eq!(f.delta(), vec![("dhcp_request_pass", 1), ("new_client", 1)]);
     let evs = f.events();
     let ev = new_client_event(&evs, m);
-    let EventKind::NewClient { client_id, vendor_class, requested } = &ev.kind else {
+    let EventKind::NewClient {
+        client_id,
+        vendor_class,
+        requested,
+    } = &ev.kind
+    else {
         unreachable!()
     };
     let cid = cisco_client_id(&m);
@@ -140,7 +162,10 @@ fn dhcp_single_tagged_and_qinq() {
     let mut f = Fixture::new();
     let (a, b) = (mac(2), mac(3));
     assert_eq!(f.run(&discover(a, &L2::broadcast(a).tagged(10))), XDP_PASS);
-    assert_eq!(f.run(&discover(b, &L2::broadcast(b).qinq(100, 10))), XDP_PASS);
+    assert_eq!(
+        f.run(&discover(b, &L2::broadcast(b).qinq(100, 10))),
+        XDP_PASS
+    );
     let ea = f.entry(a).expect("tagged entry");
     assert_eq!((ea.vlan, ea.svlan), (10, 0));
     let eb = f.entry(b).expect("qinq entry");
@@ -156,7 +181,10 @@ fn dhcp_on_other_vlan_is_not_learned() {
     let m = mac(4);
     assert_eq!(f.run(&discover(m, &L2::broadcast(m).tagged(30))), XDP_PASS);
     assert!(f.entry(m).is_none());
-    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1), ("dhcp_other_vlan", 1)]);
+    assert_eq!(
+        f.delta(),
+        vec![("dhcp_request_pass", 1), ("dhcp_other_vlan", 1)]
+    );
     assert!(f.events().is_empty());
 }
 
@@ -189,11 +217,19 @@ fn ack_learns_address() {
     f.delta();
     assert_eq!(f.run(&ack(m, &l2, CLIENT_IP)), XDP_PASS);
     let e = f.entry(m).expect("entry");
-    assert_eq!((e.ipv4, e.state, e.dhcp_msg), (CLIENT_IP, state::DISCOVERED, msg::ACK));
-    assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1), ("address_learned", 1)]);
+    assert_eq!(
+        (e.ipv4, e.state, e.dhcp_msg),
+        (CLIENT_IP, state::DISCOVERED, msg::ACK)
+    );
+    assert_eq!(
+        f.delta(),
+        vec![("dhcp_reply_pass", 1), ("address_learned", 1)]
+    );
     let evs = f.events();
-    assert!(evs.iter().any(|e| e.mac == m
-        && e.kind == EventKind::AddressLearned(std::net::Ipv4Addr::from(CLIENT_IP))));
+    assert!(
+        evs.iter().any(|e| e.mac == m
+            && e.kind == EventKind::AddressLearned(std::net::Ipv4Addr::from(CLIENT_IP)))
+    );
     // The same ACK again: no new event.
     f.run(&ack(m, &l2, CLIENT_IP));
     assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1)]);
@@ -213,7 +249,10 @@ fn truncated_at_every_boundary_passes_and_learns_nothing() {
         // of the END option.
         for len in 14..full.len() - 1 {
             assert_eq!(f.run(&full[..len]), XDP_PASS, "{name} cut at {len}");
-            assert!(f.entry(mac(6)).is_none(), "{name} cut at {len} created an entry");
+            assert!(
+                f.entry(mac(6)).is_none(),
+                "{name} cut at {len} created an entry"
+            );
         }
         let runs = (full.len() - 1 - 14) as u64;
         let d = f.delta();
@@ -222,9 +261,18 @@ fn truncated_at_every_boundary_passes_and_learns_nothing() {
             .filter(|(n, _)| ["truncated_pass", "dhcp_malformed_pass", "other_pass"].contains(n))
             .map(|(_, v)| v)
             .sum();
-        assert_eq!(stopped, runs, "{name}: every cut frame counted as stopped: {d:?}");
-        assert!(d.iter().any(|(n, v)| *n == "truncated_pass" && *v > 0), "{name}: {d:?}");
-        assert!(d.iter().any(|(n, v)| *n == "dhcp_malformed_pass" && *v > 0), "{name}: {d:?}");
+        assert_eq!(
+            stopped, runs,
+            "{name}: every cut frame counted as stopped: {d:?}"
+        );
+        assert!(
+            d.iter().any(|(n, v)| *n == "truncated_pass" && *v > 0),
+            "{name}: {d:?}"
+        );
+        assert!(
+            d.iter().any(|(n, v)| *n == "dhcp_malformed_pass" && *v > 0),
+            "{name}: {d:?}"
+        );
     }
     assert!(f.events().is_empty());
 }
@@ -263,8 +311,22 @@ fn non_ipv4_and_other_traffic_pass() {
     v6.extend_from_slice(&m);
     v6.extend_from_slice(&[0x86, 0xdd]);
     v6.resize(80, 0);
-    let http = ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(40_000, 80, 0x02, &[]));
-    let dns = ipv4(&l2, CLIENT_IP, PROXY_IP, 17, &[], &proxy_tests::frames::udp(5353, 53, &[1; 20]));
+    let http = ipv4(
+        &l2,
+        CLIENT_IP,
+        PROXY_IP,
+        6,
+        &[],
+        &tcp(40_000, 80, 0x02, &[]),
+    );
+    let dns = ipv4(
+        &l2,
+        CLIENT_IP,
+        PROXY_IP,
+        17,
+        &[],
+        &proxy_tests::frames::udp(5353, 53, &[1; 20]),
+    );
     for frame in [&arp, &v6, &http, &dns] {
         assert_eq!(f.run(frame), XDP_PASS);
     }
@@ -277,7 +339,9 @@ fn smi_admission() {
     let mut f = Fixture::new();
     let (admitted, stranger, fresh) = (mac(20), mac(21), mac(22));
     let l2 = L2::broadcast(mac(0));
-    f.dp.table().set_state(admitted, state::ADMITTED).expect("admit");
+    f.dp.table()
+        .set_state(admitted, state::ADMITTED)
+        .expect("admit");
     f.run(&discover(fresh, &L2::broadcast(fresh)));
     f.events();
     f.delta();
@@ -291,21 +355,44 @@ fn smi_admission() {
     assert!(f.entry(stranger).is_none(), "drops create no entry");
     assert_eq!(f.delta(), vec![("smi_drop_not_admitted", 1)]);
     let evs = f.events();
-    assert!(evs.iter().any(|e| e.mac == stranger && matches!(e.kind, EventKind::SmiDropped { reason: DropReason::NotAdmitted, .. })));
+    assert!(evs.iter().any(|e| e.mac == stranger
+        && matches!(
+            e.kind,
+            EventKind::SmiDropped {
+                reason: DropReason::NotAdmitted,
+                ..
+            }
+        )));
 
-    assert_eq!(f.run(&smi_frame(fresh, &l2, 8)), XDP_DROP, "known but not admitted");
+    assert_eq!(
+        f.run(&smi_frame(fresh, &l2, 8)),
+        XDP_DROP,
+        "known but not admitted"
+    );
     assert_eq!(f.entry(fresh).expect("entry").smi_dropped, 1);
     assert_eq!(f.delta(), vec![("smi_drop_not_admitted", 1)]);
 
-    assert_eq!(f.run(&smi_frame(admitted, &l2.clone().tagged(30), 8)), XDP_DROP, "wrong VLAN");
+    assert_eq!(
+        f.run(&smi_frame(admitted, &l2.clone().tagged(30), 8)),
+        XDP_DROP,
+        "wrong VLAN"
+    );
     assert_eq!(f.delta(), vec![("smi_drop_wrong_vlan", 1)]);
 
-    assert_eq!(f.run(&smi_frame(admitted, &l2, 0x0010_0000)), XDP_DROP, "oversize");
+    assert_eq!(
+        f.run(&smi_frame(admitted, &l2, 0x0010_0000)),
+        XDP_DROP,
+        "oversize"
+    );
     assert_eq!(f.delta(), vec![("smi_drop_oversize", 1)]);
     assert_eq!(f.entry(admitted).expect("entry").smi_dropped, 2);
 
     // Exactly at the cap passes.
-    assert_eq!(f.run(&smi_frame(admitted, &l2, 4096)), XDP_PASS, "at the cap");
+    assert_eq!(
+        f.run(&smi_frame(admitted, &l2, 4096)),
+        XDP_PASS,
+        "at the cap"
+    );
     assert_eq!(f.delta(), vec![("smi_pass", 1)]);
 }
 
@@ -318,11 +405,21 @@ fn smi_reply_to_probe_passes_for_discovered_client() {
     f.run(&ack(m, &l2, CLIENT_IP));
     f.delta();
     // The client's answer from its port 4786 to the director's probe.
-    let reply = ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp(4786, 50_001, 0x12, &[]));
+    let reply = ipv4(
+        &l2,
+        CLIENT_IP,
+        PROXY_IP,
+        6,
+        &[],
+        &tcp(4786, 50_001, 0x12, &[]),
+    );
     assert_eq!(f.run(&reply), XDP_PASS);
     // But it may not open connections to the director yet.
     assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_DROP);
-    assert_eq!(f.delta(), vec![("smi_pass", 1), ("smi_drop_not_admitted", 1)]);
+    assert_eq!(
+        f.delta(),
+        vec![("smi_pass", 1), ("smi_drop_not_admitted", 1)]
+    );
 }
 
 #[test]
@@ -330,6 +427,9 @@ fn enforcement_off_only_counts() {
     let mut p = policy(&[1]);
     p.enforce = 0;
     let mut f = Fixture::with_policy(p);
-    assert_eq!(f.run(&smi_frame(mac(40), &L2::broadcast(mac(0)), 8)), XDP_PASS);
+    assert_eq!(
+        f.run(&smi_frame(mac(40), &L2::broadcast(mac(0)), 8)),
+        XDP_PASS
+    );
     assert_eq!(f.delta(), vec![("smi_would_drop", 1)]);
 }
