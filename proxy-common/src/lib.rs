@@ -36,6 +36,9 @@ pub mod maps {
 
 /// Name of the XDP program in the eBPF object.
 pub const XDP_PROGRAM: &str = "smi_classifier";
+/// Benchmark reference programs in the same object: an empty `XDP_PASS`
+/// program and one that does a single hash lookup + update.
+pub const REFERENCE_PROGRAMS: [&str; 2] = ["ref_pass", "ref_lookup_update"];
 
 /// Key of the client map: the client's MAC address.
 #[repr(C)]

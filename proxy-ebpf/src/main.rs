@@ -671,6 +671,37 @@ fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
     slot.submit(0);
 }
 
+/// Benchmark reference: the cheapest XDP program there is.
+#[xdp]
+pub fn ref_pass(_ctx: XdpContext) -> u32 {
+    XDP_PASS
+}
+
+/// Benchmark reference map (never used by the classifier).
+#[map(name = "REF_CLIENTS")]
+static REF_CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::with_max_entries(1024, 0);
+
+/// Benchmark reference: one hash lookup and update keyed by the source MAC,
+/// the least any stateful classifier must do per frame.
+#[xdp]
+pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
+    let Ok(src) = mac_at(&ctx, 6) else {
+        return XDP_PASS;
+    };
+    let key = ClientKey::new(src);
+    match REF_CLIENTS.get_ptr_mut(&key) {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(e) => unsafe {
+            (*e).last_seen_ns = bpf_ktime_get_ns();
+            add(&raw mut (*e).dhcp_pkts, 1);
+        },
+        None => {
+            let _ = REF_CLIENTS.insert(&key, &ClientEntry::default(), 0);
+        }
+    }
+    XDP_PASS
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -88,7 +88,7 @@ pub fn ipv4(
     l4: &[u8],
 ) -> Vec<u8> {
     let mut opts = ip_options.to_vec();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let ihl = 20 + opts.len();

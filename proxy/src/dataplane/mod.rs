@@ -372,15 +372,34 @@ impl Dataplane {
         out
     }
 
-    /// Runs the program once per `repeat` on `frame` with BPF_PROG_TEST_RUN,
+    /// Runs the classifier `repeat` times on `frame` with BPF_PROG_TEST_RUN,
     /// returning the verdict and the kernel's mean time per run.
     pub fn test_run(
         &mut self,
         frame: &[u8],
         repeat: u32,
     ) -> Result<(u32, std::time::Duration), DataplaneError> {
+        self.test_run_program(proxy_common::XDP_PROGRAM, frame, repeat)
+    }
+
+    /// As [`Dataplane::test_run`], for any program of the object (loaded on
+    /// first use), e.g. the benchmark references.
+    pub fn test_run_program(
+        &mut self,
+        name: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), DataplaneError> {
         use aya::programs::TestRun as _;
-        let prog = self.program()?;
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::Missing("program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(DataplaneError::Program)?;
+        }
         let opts = aya::programs::TestRunOptions {
             data_in: Some(frame),
             repeat,

@@ -957,8 +957,9 @@ fn refuse_declarations(text: &str) -> Result<(), PnpError> {
     let bytes = text.as_bytes();
     for (at, pair) in bytes.windows(3).enumerate() {
         if pair[0] == b'<' && pair[1] == b'!' && pair[2].is_ascii_alphabetic() {
-            let found = bytes[at + 2..]
+            let found = bytes
                 .iter()
+                .skip(at + 2)
                 .take_while(|b| b.is_ascii_alphabetic())
                 .take(16)
                 .map(|&b| char::from(b))
@@ -3412,6 +3413,9 @@ mod tests {
             return;
         };
         for entry in entries.flatten() {
+            if entry.path().extension().is_none_or(|e| e != "xml") {
+                continue;
+            }
             let body = std::fs::read(entry.path()).unwrap();
             let ok = parse_server_message(&body).is_ok() || parse_agent_message(&body).is_ok();
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -89,6 +89,7 @@ pub fn parse(text: &str) -> Result<ShowVersion, ShowVersionError> {
         .map(clean_line)
         .take_while(|line| !is_member_header(line))
         .collect();
+    // The value `find` yields for the first block line that has one.
     let first = |find: fn(&str) -> Option<&str>| block.iter().find_map(|line| find(line));
 
     let pid = first(|line| value_of(line, MODEL_NUMBER))
@@ -98,7 +99,7 @@ pub fn parse(text: &str) -> Result<ShowVersion, ShowVersionError> {
         .or_else(|| first(processor_board_id))
         .ok_or(ShowVersionError::Missing(SYSTEM_SERIAL))?;
     let vid = first(|line| value_of(line, VERSION_ID)).unwrap_or_default();
-    let uptime_line = block.iter().find_map(|line| hostname_and_uptime(line));
+    let host_and_uptime = block.iter().find_map(|line| hostname_and_uptime(line));
 
     Ok(ShowVersion {
         pid: pid.to_owned(),
@@ -106,8 +107,8 @@ pub fn parse(text: &str) -> Result<ShowVersion, ShowVersionError> {
         sn: sn.to_owned(),
         version: first(software_version).map(str::to_owned),
         image: first(image_file).map(str::to_owned),
-        hostname: uptime_line.map(|(host, _)| host.to_owned()),
-        uptime: uptime_line.map(|(_, uptime)| uptime.to_owned()),
+        hostname: host_and_uptime.map(|(host, _)| host.to_owned()),
+        uptime: host_and_uptime.map(|(_, uptime)| uptime.to_owned()),
     })
 }
 

@@ -11,7 +11,7 @@
 //!
 //! - `smi_pnp_proxy_db.txt`, the *snapshot*: a comment header, then one
 //!   client per line as tab-separated `key=value` fields (keys and escaping
-//!   in [`line`], header in [`snapshot`]). Readable with `cat` or
+//!   in [`mod@line`], header in [`snapshot`]). Readable with `cat` or
 //!   `column -t -s $'\t'`. Rewritten only by compaction.
 //! - `smi_pnp_proxy_db.journal`, the *journal*: the changes since the
 //!   snapshot, one full record per line behind its CRC-32 (see [`journal`]).

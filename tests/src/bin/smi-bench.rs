@@ -1,0 +1,252 @@
+//! `smi-bench`: benchmarks that print figures (and assert nothing).
+//!
+//! `smi-bench dataplane`: ns per frame of the classifier by
+//! BPF_PROG_TEST_RUN, next to an empty XDP_PASS program and a minimal
+//! one-lookup-and-update program measured in the same run; then the cost of
+//! dropping unadmitted SMI in XDP versus an nftables rule, with the same
+//! AF_PACKET generator across a veth pair in namespaces it creates.
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use proxy::dataplane::{Dataplane, Options};
+use proxy_common::{Policy, state};
+use proxy_tests::frames::{Dhcp, L2, ipv4, msg, smi_header, tcp};
+use proxy_tests::netns::{NetNs, RawSocket, require_root, unique_prefix, veth};
+
+#[derive(clap::Parser)]
+struct Args {
+    /// Benchmark to run: `dataplane`.
+    which: String,
+    /// test_run repetitions per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    repeat: u32,
+    /// Measurements per case (the median is printed).
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// Frames sent per generator run in the nftables comparison.
+    #[arg(long, default_value_t = 200_000)]
+    frames: u32,
+}
+
+const CLIENT: [u8; 6] = [0x00, 0x1e, 0xf7, 0x6d, 0xaf, 0x80];
+const STRANGER: [u8; 6] = [0x00, 0x1e, 0xf7, 0x6d, 0xaf, 0x81];
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.which.as_str() {
+        "dataplane" => dataplane(&args),
+        other => bail!("unknown benchmark {other:?} (known: dataplane)"),
+    }
+}
+
+fn smi_frame(src: [u8; 6]) -> Vec<u8> {
+    let mut l2 = L2::broadcast(src);
+    l2.dst = [0x02, 0, 0, 0, 0, 1];
+    let mut payload = smi_header(4, 0, 3, 8);
+    payload.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    ipv4(
+        &l2,
+        [192, 0, 2, 50],
+        [192, 0, 2, 1],
+        6,
+        &[],
+        &tcp(50_000, 4786, 0x18, &payload),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ns_per_run(dp: &mut Dataplane, prog: &str, frame: &[u8], args: &Args) -> anyhow::Result<f64> {
+    let mut samples = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds {
+        let (_, d) = dp.test_run_program(prog, frame, args.repeat)?;
+        samples.push(d.as_nanos() as f64);
+    }
+    Ok(median(samples))
+}
+
+fn dataplane(args: &Args) -> anyhow::Result<()> {
+    require_root();
+    let pin_dir = std::path::PathBuf::from(format!("/sys/fs/bpf/{}", unique_prefix("smibench")));
+    let result = dataplane_in(args, &pin_dir);
+    let _ = std::fs::remove_dir_all(&pin_dir);
+    result
+}
+
+fn dataplane_in(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut dp = Dataplane::load(&Options {
+        pin_dir: pin_dir.to_owned(),
+        policy: Policy::default(),
+        ..Options::default()
+    })?;
+    dp.table().set_state(CLIENT, state::ADMITTED)?;
+    let mut other_l2 = L2::broadcast(CLIENT);
+    other_l2.dst = [0x02, 0, 0, 0, 0, 1];
+    let other = ipv4(
+        &other_l2,
+        [192, 0, 2, 50],
+        [192, 0, 2, 1],
+        6,
+        &[],
+        &tcp(50_000, 443, 0x18, &[0; 32]),
+    );
+    let dhcp =
+        Dhcp::cisco_client(CLIENT, 7, msg::REQUEST).frame(&L2::broadcast(CLIENT), [192, 0, 2, 1]);
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("non-matching (TCP 443)", other),
+        ("DHCP REQUEST, known client", dhcp),
+        ("SMI admitted", smi_frame(CLIENT)),
+        ("SMI dropped (unadmitted)", smi_frame(STRANGER)),
+    ];
+    println!(
+        "dataplane: BPF_PROG_TEST_RUN, repeat {} x {} rounds (median), ns per frame",
+        args.repeat, args.rounds
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>12} {:>9} {:>11}",
+        "frame", "classifier", "ref_pass", "ref_lookup", "vs pass", "vs lookup"
+    );
+    for (name, frame) in &cases {
+        let pass = ns_per_run(&mut dp, proxy_common::REFERENCE_PROGRAMS[0], frame, args)?;
+        let lookup = ns_per_run(&mut dp, proxy_common::REFERENCE_PROGRAMS[1], frame, args)?;
+        let ours = ns_per_run(&mut dp, proxy_common::XDP_PROGRAM, frame, args)?;
+        println!(
+            "{name:<28} {ours:>10.1} {pass:>10.1} {lookup:>12.1} {:>8.2}x {:>10.2}x",
+            ours / pass,
+            ours / lookup
+        );
+    }
+    println!("goals: non-matching <= 1.25x ref_pass; DHCP/SMI update path <= 1.15x ref_lookup");
+    drop(dp);
+    drop_cost(args, pin_dir)
+}
+
+/// Sends `n` copies of `frame` from the switch side; returns the time taken.
+fn generate(sw: &NetNs, frame: &[u8], n: u32) -> anyhow::Result<Duration> {
+    let _in = sw.enter()?;
+    let sock = RawSocket::open("sw0")?;
+    let start = Instant::now();
+    for _ in 0..n {
+        sock.send(frame)?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Drop cost of unadmitted SMI: XDP versus an nftables ingress rule.
+fn drop_cost(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
+    let p = unique_prefix("smib");
+    let sw = NetNs::new(&format!("{p}sw"))?;
+    let px = NetNs::new(&format!("{p}px"))?;
+    veth(&sw, "sw0", &px, "px0")?;
+    px.ip(&["addr", "add", "192.0.2.1/24", "dev", "px0"])?;
+    let frame = smi_frame(STRANGER);
+    let mut frame_to_px = frame.clone();
+    // Unicast to px0's MAC so the stack (and nftables) takes it.
+    let mac = {
+        let _in = px.enter()?;
+        mac_of("px0")?
+    };
+    frame_to_px[..6].copy_from_slice(&mac);
+    // Warm up ARP-free paths and caches.
+    generate(&sw, &frame_to_px, 10_000)?;
+    let base = generate(&sw, &frame_to_px, args.frames)?;
+
+    let rules = std::env::temp_dir().join(format!("{p}.nft"));
+    std::fs::write(
+        &rules,
+        "table netdev smibench {\n  chain ingress {\n    type filter hook ingress device px0 priority 0;\n    tcp dport 4786 counter drop\n  }\n}\n",
+    )?;
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", px.name(), "nft", "-f"])
+        .arg(&rules)
+        .output()
+        .context("nft")?;
+    let _ = std::fs::remove_file(&rules);
+    if !out.status.success() {
+        bail!("nft: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    generate(&sw, &frame_to_px, 10_000)?;
+    let nft_time = generate(&sw, &frame_to_px, args.frames)?;
+    let _ = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            px.name(),
+            "nft",
+            "delete",
+            "table",
+            "netdev",
+            "smibench",
+        ])
+        .output();
+
+    let xdp_pin = pin_dir.join("drop");
+    let mut dp = Dataplane::load(&Options {
+        pin_dir: xdp_pin,
+        ..Options::default()
+    })?;
+    let mode = {
+        let _in = px.enter()?;
+        dp.attach("px0")?
+    };
+    generate(&sw, &frame_to_px, 10_000)?;
+    let xdp_time = generate(&sw, &frame_to_px, args.frames)?;
+    let dropped = dp.counters()?[proxy_common::counter::SMI_DROP_NOT_ADMITTED as usize];
+    drop(dp);
+
+    let per = |d: Duration| d.as_nanos() as f64 / f64::from(args.frames);
+    println!();
+    println!(
+        "drop cost of unadmitted SMI, {} frames from one AF_PACKET sender over veth (ns per frame, send + receive path)",
+        args.frames
+    );
+    println!("{:<34} {:>10}", "path", "ns/frame");
+    println!(
+        "{:<34} {:>10.1}",
+        "no filter (stack answers RST)",
+        per(base)
+    );
+    println!(
+        "{:<34} {:>10.1}",
+        "nftables netdev ingress drop",
+        per(nft_time)
+    );
+    println!(
+        "{:<34} {:>10.1}",
+        format!("XDP drop ({mode})"),
+        per(xdp_time)
+    );
+    println!(
+        "ratio nftables / XDP: {:.2}x (XDP counted {dropped} drops)",
+        per(nft_time) / per(xdp_time)
+    );
+    Ok(())
+}
+
+fn mac_of(iface: &str) -> anyhow::Result<[u8; 6]> {
+    // SAFETY: ioctl SIOCGIFHWADDR on a throwaway socket with a zeroed ifreq.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if fd < 0 {
+            bail!("socket: {}", std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(iface.bytes()) {
+            *d = s as libc::c_char;
+        }
+        let r = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
+        libc::close(fd);
+        if r != 0 {
+            bail!("SIOCGIFHWADDR {iface}: {}", std::io::Error::last_os_error());
+        }
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(req.ifr_ifru.ifru_hwaddr.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Ok(mac)
+    }
+}
