@@ -98,6 +98,8 @@ pub fn run(cfg: DaemonConfig) -> anyhow::Result<()> {
 }
 
 async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
+    // Before anything can say "ready": a SIGTERM must always stop us cleanly.
+    let signals = Signals::new()?;
     let mut dp = Dataplane::load(&dataplane::Options {
         pin_dir: cfg.pin_dir.clone(),
         clients_max: cfg.clients_max,
@@ -135,7 +137,7 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
         })
     };
     println!("smi-proxy: ready");
-    wait_for_signal().await?;
+    signals.wait().await;
     log::info!("stopping");
     cancel.cancel();
     let _ = events_task.await;
@@ -147,15 +149,27 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, registered at start.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 fn log_event(ev: &DataplaneEvent) {
