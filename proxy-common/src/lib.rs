@@ -179,8 +179,12 @@ pub mod event {
     pub const ADDRESS_LEARNED: u32 = 2;
     /// SMI from this client was dropped (first drop per client per state).
     pub const SMI_DROPPED: u32 = 3;
-    /// A DHCP OFFER or ACK from a server (server MAC in `mac`, server IP in `ipv4`).
+    /// A DHCP OFFER from a server (server MAC in `mac`, server IP in `ipv4`).
     pub const DHCP_SERVER_SEEN: u32 = 4;
+    /// A DHCPDISCOVER from a client in state `UPGRADING`: it reloaded. XDP
+    /// moves it back to `DISCOVERED` (its SMI is admitted again only after
+    /// the director probes it).
+    pub const CLIENT_RESTARTED: u32 = 5;
 }
 
 /// Why an SMI frame was dropped, in [`Event::reason`].

@@ -58,6 +58,7 @@ const BOOTPC: u16 = 68;
 /// BOOTP fixed header (236 bytes) plus the magic cookie.
 const BOOTP_FIXED: usize = 240;
 const DHCP_MAGIC: u32 = 0x6382_5363;
+const DHCPDISCOVER: u32 = 1;
 const DHCPOFFER: u8 = 2;
 const DHCPACK: u8 = 5;
 /// Most options walked in one DHCP message; more is treated as malformed.
@@ -343,7 +344,17 @@ fn dhcp(
         count(counter::DHCP_REQUEST_PASS);
         if let Some(e) = CLIENTS.get_ptr_mut(&key) {
             // SAFETY: map value pointer from a successful lookup.
-            unsafe { touch_dhcp(e, now, l2, xid, opts.msg_type as u8) };
+            let restarted = unsafe {
+                touch_dhcp(e, now, l2, xid, opts.msg_type as u8);
+                let restarted = (*e).state == state::UPGRADING && opts.msg_type == DHCPDISCOVER;
+                if restarted {
+                    (*e).state = state::DISCOVERED;
+                }
+                restarted
+            };
+            if restarted {
+                emit(ctx, event::CLIENT_RESTARTED, now, chaddr, l2, xid, opts, [0; 4]);
+            }
             return Ok(XDP_PASS);
         }
         if !policy.is_startup_vlan(l2.vlan) {

@@ -195,6 +195,7 @@ fn log_event(ev: &DataplaneEvent) {
         EventKind::DhcpServerSeen(ip) => {
             log::debug!("DHCP server {ip} ({mac}) offered on vlan {}", ev.vlan)
         }
+        EventKind::ClientRestarted => log::info!("client {mac} restarted (DHCP discover while upgrading)"),
         EventKind::Unknown(k) => log::debug!("unknown dataplane event kind {k} from {mac}"),
     }
 }

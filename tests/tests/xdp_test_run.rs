@@ -433,3 +433,26 @@ fn enforcement_off_only_counts() {
     );
     assert_eq!(f.delta(), vec![("smi_would_drop", 1)]);
 }
+
+#[test]
+fn discover_from_upgrading_client_reports_restart() {
+    let mut f = Fixture::new();
+    let m = mac(50);
+    let l2 = L2::broadcast(m);
+    f.run(&discover(m, &l2));
+    f.run(&ack(m, &l2, CLIENT_IP));
+    f.events();
+    // Not upgrading: a DISCOVER is just counted.
+    f.run(&discover(m, &l2));
+    assert!(f.events().is_empty());
+    f.dp.table().set_state(m, state::UPGRADING).expect("set state");
+    f.run(&discover(m, &l2));
+    let evs = f.events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!((evs[0].mac, &evs[0].kind), (m, &EventKind::ClientRestarted));
+    assert_eq!(f.entry(m).expect("entry").state, state::DISCOVERED);
+    // A REQUEST from an upgrading client is not a restart.
+    f.dp.table().set_state(m, state::UPGRADING).expect("set state");
+    f.run(&Dhcp::cisco_client(m, 9, msg::REQUEST).frame(&l2, SERVER));
+    assert!(f.events().is_empty());
+}

@@ -30,6 +30,8 @@ pub enum EventKind {
     },
     /// A DHCP server (MAC in `mac`) offered an address.
     DhcpServerSeen(Ipv4Addr),
+    /// A client that was upgrading sent a DISCOVER: it reloaded.
+    ClientRestarted,
     /// A kind this daemon does not know (newer object?).
     Unknown(u32),
 }
@@ -93,6 +95,7 @@ impl DataplaneEvent {
                 len_word: ev.xid,
             },
             event::DHCP_SERVER_SEEN => EventKind::DhcpServerSeen(ip),
+            event::CLIENT_RESTARTED => EventKind::ClientRestarted,
             other => EventKind::Unknown(other),
         };
         Some(Self {

@@ -1,0 +1,286 @@
+//! The director's sockets: probing a client's port 4786, sending it one
+//! command, and the director's own 4786 listener.
+//!
+//! One message per TCP connection, as every public tool does: connect, send
+//! one message, read briefly (a reject reply may arrive), close. Every length
+//! word from the wire is checked by the codec before anything is read.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{self, CodecError, HEADER_LEN, Header, Message, PAYLOAD_CAP};
+
+/// TCP port of Smart Install.
+pub const SMI_PORT: u16 = 4786;
+
+/// Timeouts and limits of the director side.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connecting to a client.
+    pub connect: Duration,
+    /// Reading a reply or an inbound message.
+    pub read: Duration,
+    /// Concurrent inbound connections on the listener.
+    pub max_inbound: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            read: Duration::from_secs(3),
+            max_inbound: 256,
+        }
+    }
+}
+
+/// What went wrong talking SMI to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectorError {
+    /// The TCP connection could not be made.
+    #[error("connect to {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    /// The client did not connect or answer in time.
+    #[error("{0}: no answer within {1:?}")]
+    Timeout(SocketAddr, Duration),
+    /// Reading or writing failed.
+    #[error("{0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    /// The client sent something the codec refuses.
+    #[error("{0}: malformed SMI message: {1}")]
+    Codec(SocketAddr, CodecError),
+    /// The client answered with the generic reject reply.
+    #[error("{0}: the client rejected the message")]
+    Rejected(SocketAddr),
+    /// The client answered the probe with something else than the client reply.
+    #[error("{0}: unexpected answer to the probe: {1}")]
+    NotAClient(SocketAddr, &'static str),
+    /// The message could not be encoded (bad URL, command).
+    #[error("cannot encode the message: {0}")]
+    Encode(CodecError),
+}
+
+/// Reads one whole SMI message: the header, then exactly the payload its
+/// length word announces once the codec accepted that length.
+pub async fn read_message(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    cap: usize,
+) -> Result<Message, DirectorError> {
+    let mut head = [0u8; HEADER_LEN];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| DirectorError::Io(peer, e))?;
+    let header = Header::decode(&head);
+    let len = codec::payload_len(&header, cap).map_err(|e| DirectorError::Codec(peer, e))?;
+    let mut payload = vec![0u8; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| DirectorError::Io(peer, e))?;
+    codec::decode_parts(&header, &payload).map_err(|e| DirectorError::Codec(peer, e))
+}
+
+async fn connect(addr: SocketAddr, limits: &Limits) -> Result<TcpStream, DirectorError> {
+    match tokio::time::timeout(limits.connect, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(DirectorError::Connect(addr, e)),
+        Err(_) => Err(DirectorError::Timeout(addr, limits.connect)),
+    }
+}
+
+/// Probes `addr` (a client's 4786): true when it answers with the 24-byte
+/// client reply, i.e. it runs an SMI client.
+pub async fn probe(addr: SocketAddr, limits: &Limits) -> Result<(), DirectorError> {
+    let mut stream = connect(addr, limits).await?;
+    let probe = Message::Probe.encode().map_err(DirectorError::Encode)?;
+    stream
+        .write_all(&probe)
+        .await
+        .map_err(|e| DirectorError::Io(addr, e))?;
+    let reply = tokio::time::timeout(limits.read, read_message(&mut stream, addr, PAYLOAD_CAP))
+        .await
+        .map_err(|_| DirectorError::Timeout(addr, limits.read))??;
+    match reply {
+        Message::ClientReply => Ok(()),
+        Message::Reject => Err(DirectorError::Rejected(addr)),
+        other => Err(DirectorError::NotAClient(addr, other.name())),
+    }
+}
+
+/// Sends one command message to the client at `addr` on its own connection.
+/// A reject reply within the read timeout is an error; silence is the
+/// normal outcome (delivery shows later, when the client fetches its file).
+pub async fn send(addr: SocketAddr, msg: &Message, limits: &Limits) -> Result<(), DirectorError> {
+    let bytes = msg.encode().map_err(DirectorError::Encode)?;
+    let mut stream = connect(addr, limits).await?;
+    stream
+        .write_all(&bytes)
+        .await
+        .map_err(|e| DirectorError::Io(addr, e))?;
+    stream
+        .shutdown()
+        .await
+        .map_err(|e| DirectorError::Io(addr, e))?;
+    match tokio::time::timeout(limits.read, read_message(&mut stream, addr, PAYLOAD_CAP)).await {
+        Ok(Ok(Message::Reject)) => Err(DirectorError::Rejected(addr)),
+        Ok(Ok(other)) => {
+            log::debug!("{addr}: answered {} to {}", other.name(), msg.name());
+            Ok(())
+        }
+        // Closed without a reply, or nothing in time: delivered as far as we can tell.
+        Ok(Err(DirectorError::Io(..))) | Err(_) => Ok(()),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
+/// Counters of the director's listener.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections refused because the concurrency cap was reached.
+    pub refused_busy: AtomicU64,
+    /// Messages decoded (any type).
+    pub messages: AtomicU64,
+    /// Messages of a type the director does not handle.
+    pub unknown: AtomicU64,
+    /// Connections closed on a malformed message, an oversize length or a timeout.
+    pub malformed: AtomicU64,
+}
+
+/// A message a client sent to the director.
+#[derive(Debug)]
+pub struct Inbound {
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// What it was.
+    pub message: Message,
+}
+
+/// Runs the director's own 4786 listener until `cancel`. Each connection
+/// carries one message: it is decoded with the codec, logged, counted and
+/// handed on; the connection is then closed silently, as a director does
+/// (it never answers a probe). Malformed input is logged with the peer.
+pub async fn listen(
+    listener: TcpListener,
+    limits: Limits,
+    stats: Arc<ListenerStats>,
+    inbound: tokio::sync::mpsc::Sender<Inbound>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_inbound));
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("SMI listener: accept: {e}");
+                    continue;
+                }
+            },
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            log::warn!("SMI listener: {peer} refused: {} connections already open", limits.max_inbound);
+            continue;
+        };
+        let stats = stats.clone();
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let r = tokio::time::timeout(limits.read, read_message(&mut stream, peer, PAYLOAD_CAP)).await;
+            match r {
+                Ok(Ok(message)) => {
+                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                    if matches!(message, Message::Unknown { .. }) {
+                        stats.unknown.fetch_add(1, Ordering::Relaxed);
+                    }
+                    log::info!("SMI listener: {peer} sent {}", message.name());
+                    let _ = inbound.try_send(Inbound { peer, message });
+                }
+                Ok(Err(e)) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("SMI listener: {e}");
+                }
+                Err(_) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("SMI listener: {peer}: no whole message within {:?}", limits.read);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fake_client(answer: Vec<u8>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = [0u8; HEADER_LEN];
+            s.read_exact(&mut head).await.unwrap();
+            let h = Header::decode(&head);
+            let mut rest = vec![0u8; codec::payload_len(&h, PAYLOAD_CAP).unwrap()];
+            s.read_exact(&mut rest).await.unwrap();
+            s.write_all(&answer).await.unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn probe_accepts_client_reply_and_refuses_others() {
+        let reply = Message::ClientReply.encode().unwrap();
+        let addr = fake_client(reply).await;
+        probe(addr, &Limits::default()).await.unwrap();
+
+        let reject = Message::Reject.encode().unwrap();
+        let addr = fake_client(reject).await;
+        assert!(matches!(probe(addr, &Limits::default()).await, Err(DirectorError::Rejected(_))));
+
+        let mut oversize = Header { from: 4, version: 0, msg_type: 3, payload_len: 0x7fff_ffff }
+            .encode()
+            .to_vec();
+        oversize.extend_from_slice(&[0; 8]);
+        let addr = fake_client(oversize).await;
+        assert!(matches!(probe(addr, &Limits::default()).await, Err(DirectorError::Codec(..))));
+    }
+
+    #[tokio::test]
+    async fn listener_survives_garbage_and_counts() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stats = Arc::new(ListenerStats::default());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(listen(l, Limits::default(), stats.clone(), tx, cancel.clone()));
+        // An oversize length word: refused before any payload is read.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let h = Header { from: 4, version: 0, msg_type: 7, payload_len: 0xffff_ffff }.encode();
+        s.write_all(&h).await.unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "closed without an answer");
+        // Then a well-formed probe: decoded and handed on, never answered.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&Message::Probe.encode().unwrap()).await.unwrap();
+        let got = rx.recv().await.unwrap();
+        assert!(matches!(got.message, Message::Probe));
+        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "a director never answers a probe");
+        assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.messages.load(Ordering::Relaxed), 1);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+}
