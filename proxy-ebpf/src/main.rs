@@ -353,7 +353,16 @@ fn dhcp(
                 restarted
             };
             if restarted {
-                emit(ctx, event::CLIENT_RESTARTED, now, chaddr, l2, xid, opts, [0; 4]);
+                emit(
+                    ctx,
+                    event::CLIENT_RESTARTED,
+                    now,
+                    chaddr,
+                    l2,
+                    xid,
+                    opts,
+                    [0; 4],
+                );
             }
             return Ok(XDP_PASS);
         }

@@ -8,14 +8,23 @@
 //! - [`pnp`]: the PnP side (pure XML codec).
 //! - [`udi`]: the device identity both sides speak of.
 //! - [`store`]: the proxy database on disk.
-//! - [`cli`]: IOS-style show output.
+//! - [`cli`]: IOS-style show output and the operator commands.
+//! - [`config`]: the configuration file and the IOS `vstack` commands.
+//! - [`control`]: the control socket the operator commands use.
+//! - [`metrics`]: the Prometheus endpoint.
+//! - [`logging`]: the logger and its run-time debug switches.
 //!
 //! `smi` and `pnp` never import each other.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod logging;
+pub mod logic;
+pub mod metrics;
 pub mod pnp;
 pub mod smi;
 pub mod store;

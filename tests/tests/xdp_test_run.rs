@@ -445,14 +445,18 @@ fn discover_from_upgrading_client_reports_restart() {
     // Not upgrading: a DISCOVER is just counted.
     f.run(&discover(m, &l2));
     assert!(f.events().is_empty());
-    f.dp.table().set_state(m, state::UPGRADING).expect("set state");
+    f.dp.table()
+        .set_state(m, state::UPGRADING)
+        .expect("set state");
     f.run(&discover(m, &l2));
     let evs = f.events();
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!((evs[0].mac, &evs[0].kind), (m, &EventKind::ClientRestarted));
     assert_eq!(f.entry(m).expect("entry").state, state::DISCOVERED);
     // A REQUEST from an upgrading client is not a restart.
-    f.dp.table().set_state(m, state::UPGRADING).expect("set state");
+    f.dp.table()
+        .set_state(m, state::UPGRADING)
+        .expect("set state");
     f.run(&Dhcp::cisco_client(m, 9, msg::REQUEST).frame(&l2, SERVER));
     assert!(f.events().is_empty());
 }

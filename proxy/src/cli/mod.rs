@@ -1,12 +1,30 @@
 //! Operator command line: the daemon entry point and the operator commands.
+//!
+//! The IOS-style commands talk to the running daemon over its control
+//! socket ([`crate::control`]) and print its answer:
+//!
+//! ```text
+//! smi-proxy show vstack {config | status [detail] | proxy-db [detail]
+//!                        | download-status [detail]} [--json] [--socket P]
+//! smi-proxy config "<vstack configuration line>"        [--socket P]
+//! smi-proxy debug vstack <switch>                       [--socket P]
+//! smi-proxy no debug vstack <switch>                    [--socket P]
+//! smi-proxy undebug vstack <switch>                     [--socket P]
+//! ```
+//!
+//! Keywords may be shortened as on IOS (`show vst proxy det`). A refusal
+//! is printed on standard error and the exit status is 1.
 
 pub mod show;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::config;
+use crate::control::{self, ControlRequest};
 use crate::daemon::{self, DaemonConfig};
 use crate::dataplane::{self, ClientTable};
+use crate::logging;
 
 /// `smi-proxy`: Smart Install director and PnP agent proxy.
 #[derive(Debug, clap::Parser)]
@@ -17,8 +35,10 @@ pub struct Args {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. (Parsed once per process, so `Run`'s size does not
+/// matter.)
 #[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the daemon in the foreground.
     Run(DaemonConfig),
@@ -31,21 +51,204 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// `show vstack ...`, answered by the running daemon.
+    Show(ShowArgs),
+    /// Applies one IOS configuration line (`vstack ...`) in the running
+    /// daemon.
+    Config(ConfigArgs),
+    /// `debug vstack <switch>`: turns a debug switch on.
+    Debug(DebugArgs),
+    /// `no debug vstack <switch>`: turns a debug switch off.
+    No(DebugArgs),
+    /// `undebug vstack <switch>`: the same as `no debug vstack`.
+    Undebug(DebugArgs),
+}
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long, default_value = config::DEFAULT_CONTROL_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// Arguments of `smi-proxy show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// `vstack`, then `config`, `status [detail]`, `proxy-db [detail]` or
+    /// `download-status [detail]`.
+    #[arg(required = true, num_args = 1..)]
+    pub words: Vec<String>,
+    /// Print JSON instead of the IOS layout.
+    #[arg(long)]
+    pub json: bool,
+    /// The control socket.
+    #[command(flatten)]
+    pub socket: SocketArg,
+}
+
+/// Arguments of `smi-proxy config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// The configuration line, quoted or as separate words.
+    #[arg(required = true, num_args = 1..)]
+    pub line: Vec<String>,
+    /// The control socket.
+    #[command(flatten)]
+    pub socket: SocketArg,
+}
+
+/// Arguments of `smi-proxy debug`, `no` and `undebug`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DebugArgs {
+    /// `vstack <switch>` (after `no`: `debug vstack <switch>`); switches:
+    /// all, cli, download, protocol, smi-proxy.
+    #[arg(required = true, num_args = 1..)]
+    pub words: Vec<String>,
+    /// The control socket.
+    #[command(flatten)]
+    pub socket: SocketArg,
+}
+
+/// Why an operator command line could not be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// The words do not form a command.
+    #[error("{0}")]
+    Words(String),
+}
+
+/// The request `smi-proxy show <words>` sends.
+pub fn show_request(words: &[String], json: bool) -> Result<ControlRequest, UsageError> {
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    match words.split_first() {
+        Some((first, rest)) if is_prefix_of(first, "vstack") => {
+            let command = config::parse_show(rest).map_err(|e| UsageError::Words(e.to_string()))?;
+            Ok(ControlRequest::Show { command, json })
+        }
+        Some((first, _)) => Err(UsageError::Words(format!(
+            "% Invalid input {first:?}: expected vstack"
+        ))),
+        None => Err(UsageError::Words(
+            "% Incomplete command: expected vstack".to_owned(),
+        )),
+    }
+}
+
+/// The request `smi-proxy debug <words>` (`on`) or `undebug <words>`
+/// sends; `words` are `vstack <switch>`.
+pub fn debug_request(words: &[String], on: bool) -> Result<ControlRequest, UsageError> {
+    let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    match words.as_slice() {
+        [vstack, target] if is_prefix_of(vstack, "vstack") => {
+            let switch = logging::resolve(target).map_err(|e| UsageError::Words(e.to_string()))?;
+            Ok(ControlRequest::Debug {
+                target: switch.name.to_owned(),
+                on,
+            })
+        }
+        [vstack] if is_prefix_of(vstack, "vstack") => Err(UsageError::Words(format!(
+            "% Incomplete command: expected one of {}",
+            switch_names()
+        ))),
+        [first, ..] if !is_prefix_of(first, "vstack") => Err(UsageError::Words(format!(
+            "% Invalid input {first:?}: expected vstack"
+        ))),
+        [_, _, extra, ..] => Err(UsageError::Words(format!(
+            "% Invalid input {extra:?}: expected end of command"
+        ))),
+        _ => Err(UsageError::Words(
+            "% Incomplete command: expected vstack".to_owned(),
+        )),
+    }
+}
+
+/// The request `smi-proxy no <words>` sends; `words` are
+/// `debug vstack <switch>`.
+pub fn no_request(words: &[String]) -> Result<ControlRequest, UsageError> {
+    match words.split_first() {
+        Some((first, rest)) if is_prefix_of(first, "debug") => debug_request(rest, false),
+        Some((first, _)) => Err(UsageError::Words(format!(
+            "% Invalid input {first:?}: expected debug (configuration goes through `smi-proxy config \"no ...\"`)"
+        ))),
+        None => Err(UsageError::Words(
+            "% Incomplete command: expected debug".to_owned(),
+        )),
+    }
+}
+
+fn switch_names() -> String {
+    logging::SWITCHES
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn is_prefix_of(word: &str, keyword: &str) -> bool {
+    !word.is_empty() && keyword.starts_with(&word.to_ascii_lowercase())
+}
+
+/// Sends `request` to the daemon at `socket`; prints the answer on
+/// standard output, or the refusal on standard error (exit status 1).
+fn send(socket: &Path, request: ControlRequest) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let response = rt.block_on(control::request(socket, &request))?;
+    let mut text = response.text;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if response.ok {
+        print!("{text}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprint!("{text}");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// Runs a parsed command line; the process exit code says how it went.
 pub fn run(args: Args) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = logging::init() {
+        eprintln!("smi-proxy: {e}");
+    }
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match args.command {
-        Command::Run(cfg) => daemon::run(cfg),
-        Command::Clients { pin_dir, json } => print_clients(&pin_dir, json),
+        Command::Run(cfg) => done(daemon::run(cfg)),
+        Command::Clients { pin_dir, json } => done(print_clients(&pin_dir, json)),
+        Command::Show(a) => show_request(&a.words, a.json)
+            .map_err(anyhow::Error::from)
+            .and_then(|req| send(&a.socket.socket, req)),
+        Command::Config(a) => send(
+            &a.socket.socket,
+            ControlRequest::Config {
+                line: a.line.join(" "),
+            },
+        ),
+        Command::Debug(a) => debug_request(&a.words, true)
+            .map_err(anyhow::Error::from)
+            .and_then(|req| send(&a.socket.socket, req)),
+        Command::No(a) => no_request(&a.words)
+            .map_err(anyhow::Error::from)
+            .and_then(|req| send(&a.socket.socket, req)),
+        Command::Undebug(a) => debug_request(&a.words, false)
+            .map_err(anyhow::Error::from)
+            .and_then(|req| send(&a.socket.socket, req)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("smi-proxy: {e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(code) => code,
+        Err(e) => match e.downcast_ref::<UsageError>() {
+            Some(usage) => {
+                eprintln!("{usage}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("smi-proxy: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -95,4 +298,119 @@ fn print_clients(pin_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     }
     println!("Total clients: {}", rows.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::show::ShowCommand;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split(' ').map(str::to_owned).collect()
+    }
+
+    fn parse(line: &str) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("smi-proxy").chain(line.split(' ')))
+    }
+
+    #[test]
+    fn show_words_become_requests() -> Result<(), UsageError> {
+        assert_eq!(
+            show_request(&words("vstack proxy-db detail"), false)?,
+            ControlRequest::Show {
+                command: ShowCommand::ProxyDbDetail,
+                json: false
+            }
+        );
+        assert_eq!(
+            show_request(&words("vst conf"), true)?,
+            ControlRequest::Show {
+                command: ShowCommand::Config,
+                json: true
+            }
+        );
+        assert_eq!(
+            show_request(&["vstack status detail".to_owned()], false)?,
+            ControlRequest::Show {
+                command: ShowCommand::StatusDetail,
+                json: false
+            }
+        );
+        for bad in [
+            "version",
+            "vstack",
+            "vstack config detail",
+            "vstack proxy-db all",
+        ] {
+            assert!(show_request(&words(bad), false).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn debug_words_become_requests() -> Result<(), UsageError> {
+        let debug = |on| ControlRequest::Debug {
+            target: "smi-proxy".into(),
+            on,
+        };
+        assert_eq!(
+            debug_request(&words("vstack smi-proxy"), true)?,
+            debug(true)
+        );
+        assert_eq!(debug_request(&words("vst smi"), false)?, debug(false));
+        assert_eq!(no_request(&words("debug vstack smi-proxy"))?, debug(false));
+        assert_eq!(no_request(&words("deb vst smi-proxy"))?, debug(false));
+        let err = |r: Result<ControlRequest, UsageError>| r.map_err(|e| e.to_string()).err();
+        assert_eq!(
+            err(debug_request(&words("vstack"), true)).as_deref(),
+            Some("% Incomplete command: expected one of all, cli, download, protocol, smi-proxy")
+        );
+        assert!(err(debug_request(&words("vstack fsm"), true)).is_some());
+        assert!(err(debug_request(&words("ip smi-proxy"), true)).is_some());
+        assert!(err(debug_request(&words("vstack smi-proxy x"), true)).is_some());
+        assert!(err(no_request(&words("vstack proxy"))).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn the_command_line_parses() -> Result<(), clap::Error> {
+        let args = parse("show vstack proxy-db detail --json --socket /tmp/s")?;
+        let Command::Show(show) = args.command else {
+            panic!("not show");
+        };
+        assert_eq!(show.words, ["vstack", "proxy-db", "detail"]);
+        assert!(show.json);
+        assert_eq!(show.socket.socket, Path::new("/tmp/s"));
+
+        let Command::Config(c) = parse("config vstack startup-vlan 10")?.command else {
+            panic!("not config");
+        };
+        assert_eq!(c.line.join(" "), "vstack startup-vlan 10");
+        assert_eq!(c.socket.socket, Path::new(config::DEFAULT_CONTROL_SOCKET));
+
+        assert!(matches!(
+            parse("no debug vstack smi-proxy")?.command,
+            Command::No(_)
+        ));
+        assert!(matches!(
+            parse("undebug vstack all")?.command,
+            Command::Undebug(_)
+        ));
+        assert!(matches!(
+            parse("debug vstack smi-proxy")?.command,
+            Command::Debug(_)
+        ));
+        assert!(matches!(
+            parse("clients --json")?.command,
+            Command::Clients { json: true, .. }
+        ));
+        assert!(matches!(
+            parse("run --iface eth0")?.command,
+            Command::Run(_)
+        ));
+        assert!(parse("show").is_err());
+        Ok(())
+    }
 }

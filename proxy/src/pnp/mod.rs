@@ -1,3 +1,4 @@
 //! Plug-and-Play (PnP) agent side.
 
+pub mod agent;
 pub mod codec;

@@ -191,14 +191,18 @@ pub async fn listen(
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             stats.refused_busy.fetch_add(1, Ordering::Relaxed);
-            log::warn!("SMI listener: {peer} refused: {} connections already open", limits.max_inbound);
+            log::warn!(
+                "SMI listener: {peer} refused: {} connections already open",
+                limits.max_inbound
+            );
             continue;
         };
         let stats = stats.clone();
         let inbound = inbound.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let r = tokio::time::timeout(limits.read, read_message(&mut stream, peer, PAYLOAD_CAP)).await;
+            let r = tokio::time::timeout(limits.read, read_message(&mut stream, peer, PAYLOAD_CAP))
+                .await;
             match r {
                 Ok(Ok(message)) => {
                     stats.messages.fetch_add(1, Ordering::Relaxed);
@@ -214,7 +218,10 @@ pub async fn listen(
                 }
                 Err(_) => {
                     stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("SMI listener: {peer}: no whole message within {:?}", limits.read);
+                    log::warn!(
+                        "SMI listener: {peer}: no whole message within {:?}",
+                        limits.read
+                    );
                 }
             }
         });
@@ -248,14 +255,25 @@ mod tests {
 
         let reject = Message::Reject.encode().unwrap();
         let addr = fake_client(reject).await;
-        assert!(matches!(probe(addr, &Limits::default()).await, Err(DirectorError::Rejected(_))));
+        assert!(matches!(
+            probe(addr, &Limits::default()).await,
+            Err(DirectorError::Rejected(_))
+        ));
 
-        let mut oversize = Header { from: 4, version: 0, msg_type: 3, payload_len: 0x7fff_ffff }
-            .encode()
-            .to_vec();
+        let mut oversize = Header {
+            from: 4,
+            version: 0,
+            msg_type: 3,
+            payload_len: 0x7fff_ffff,
+        }
+        .encode()
+        .to_vec();
         oversize.extend_from_slice(&[0; 8]);
         let addr = fake_client(oversize).await;
-        assert!(matches!(probe(addr, &Limits::default()).await, Err(DirectorError::Codec(..))));
+        assert!(matches!(
+            probe(addr, &Limits::default()).await,
+            Err(DirectorError::Codec(..))
+        ));
     }
 
     #[tokio::test]
@@ -265,19 +283,41 @@ mod tests {
         let stats = Arc::new(ListenerStats::default());
         let (tx, mut rx) = tokio::sync::mpsc::channel(8);
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(listen(l, Limits::default(), stats.clone(), tx, cancel.clone()));
+        let task = tokio::spawn(listen(
+            l,
+            Limits::default(),
+            stats.clone(),
+            tx,
+            cancel.clone(),
+        ));
         // An oversize length word: refused before any payload is read.
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let h = Header { from: 4, version: 0, msg_type: 7, payload_len: 0xffff_ffff }.encode();
+        let h = Header {
+            from: 4,
+            version: 0,
+            msg_type: 7,
+            payload_len: 0xffff_ffff,
+        }
+        .encode();
         s.write_all(&h).await.unwrap();
         let mut buf = [0u8; 1];
-        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "closed without an answer");
+        assert_eq!(
+            s.read(&mut buf).await.unwrap(),
+            0,
+            "closed without an answer"
+        );
         // Then a well-formed probe: decoded and handed on, never answered.
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&Message::Probe.encode().unwrap()).await.unwrap();
+        s.write_all(&Message::Probe.encode().unwrap())
+            .await
+            .unwrap();
         let got = rx.recv().await.unwrap();
         assert!(matches!(got.message, Message::Probe));
-        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "a director never answers a probe");
+        assert_eq!(
+            s.read(&mut buf).await.unwrap(),
+            0,
+            "a director never answers a probe"
+        );
         assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
         assert_eq!(stats.messages.load(Ordering::Relaxed), 1);
         cancel.cancel();

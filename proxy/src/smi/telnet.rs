@@ -227,7 +227,9 @@ mod tests {
     fn strips_negotiation_and_refuses_it() {
         let mut out = Vec::new();
         let mut reply = Vec::new();
-        let input = [b'a', IAC, DO, 1, IAC, WILL, 3, IAC, IAC, IAC, SB, 24, 1, IAC, SE, b'b', IAC];
+        let input = [
+            b'a', IAC, DO, 1, IAC, WILL, 3, IAC, IAC, IAC, SB, 24, 1, IAC, SE, b'b', IAC,
+        ];
         let used = strip_telnet(&input, &mut out, &mut reply);
         assert_eq!(out, [b'a', IAC, b'b']);
         assert_eq!(reply, [IAC, WONT, 1, IAC, DONT, 3]);
@@ -268,7 +270,9 @@ mod tests {
                 if s_text.ends_with("terminal length 0\r\n") {
                     s.write_all(b"\r\nR5#").await.unwrap();
                 } else if s_text.ends_with("show version\r\n") {
-                    s.write_all(text.replace('\n', "\r\n").as_bytes()).await.unwrap();
+                    s.write_all(text.replace('\n', "\r\n").as_bytes())
+                        .await
+                        .unwrap();
                     s.write_all(b"\r\nR5#").await.unwrap();
                 } else if s_text.ends_with("exit\r\n") {
                     break;
@@ -278,7 +282,10 @@ mod tests {
         });
         let (stream, _) = l.accept().await.unwrap();
         let sv = drive(stream, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(sv.udi().unwrap().to_string(), "PID:WS-C3750X-24P-L,VID:V07,SN:FDO2028F1WK");
+        assert_eq!(
+            sv.udi().unwrap().to_string(),
+            "PID:WS-C3750X-24P-L,VID:V07,SN:FDO2028F1WK"
+        );
         let seen = client.await.unwrap();
         assert_eq!(&seen[..3], &[IAC, DONT, 1]);
     }
@@ -290,6 +297,9 @@ mod tests {
         let _client = TcpStream::connect(addr).await.unwrap();
         let (stream, _) = l.accept().await.unwrap();
         let r = drive(stream, Duration::from_millis(200)).await;
-        assert!(matches!(r, Err(TelnetError::Timeout(_, "the first prompt"))), "{r:?}");
+        assert!(
+            matches!(r, Err(TelnetError::Timeout(_, "the first prompt"))),
+            "{r:?}"
+        );
     }
 }

@@ -1,0 +1,121 @@
+//! This machine's interfaces and their IPv4 addresses, as `vstack proxy`
+//! checks them. Read from the kernel by [`LocalAddrs::system`]; tests build
+//! one by hand.
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::net::Ipv4Addr;
+
+/// Interfaces (by Linux name) and the IPv4 addresses on each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalAddrs {
+    interfaces: BTreeMap<String, Vec<Ipv4Addr>>,
+}
+
+impl LocalAddrs {
+    /// An empty list: no interface, no address.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// This list with interface `name` holding `addrs` (added to any it had).
+    pub fn with(mut self, name: &str, addrs: &[Ipv4Addr]) -> Self {
+        let entry = self.interfaces.entry(name.to_owned()).or_default();
+        for a in addrs {
+            if !entry.contains(a) {
+                entry.push(*a);
+            }
+        }
+        self
+    }
+
+    /// The interfaces and IPv4 addresses of the calling thread's network
+    /// namespace (`getifaddrs(3)`); interfaces without IPv4 are listed too.
+    pub fn system() -> std::io::Result<Self> {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs writes a list head we free below.
+        if unsafe { libc::getifaddrs(&mut head) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        struct List(*mut libc::ifaddrs);
+        impl Drop for List {
+            fn drop(&mut self) {
+                // SAFETY: the pointer came from a successful getifaddrs.
+                unsafe { libc::freeifaddrs(self.0) }
+            }
+        }
+        let list = List(head);
+        let mut out = Self::new();
+        let mut cur = list.0;
+        while !cur.is_null() {
+            // SAFETY: `cur` is a node of the list getifaddrs returned, alive
+            // until `list` is dropped.
+            let ifa = unsafe { &*cur };
+            cur = ifa.ifa_next;
+            if ifa.ifa_name.is_null() {
+                continue;
+            }
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned();
+            let entry = out.interfaces.entry(name).or_default();
+            if ifa.ifa_addr.is_null() {
+                continue;
+            }
+            // SAFETY: ifa_addr points to a sockaddr at least as long as its
+            // family says; AF_INET ones are sockaddr_in.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: see above.
+                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !entry.contains(&ip) {
+                    entry.push(ip);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `ip` is on one of the interfaces.
+    pub fn has_ip(&self, ip: Ipv4Addr) -> bool {
+        self.interfaces.values().any(|addrs| addrs.contains(&ip))
+    }
+
+    /// The IPv4 addresses of interface `name`, or `None` if there is no
+    /// such interface.
+    pub fn interface(&self, name: &str) -> Option<&[Ipv4Addr]> {
+        self.interfaces.get(name).map(Vec::as_slice)
+    }
+
+    /// The interface names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.interfaces.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_lists_answer_lookups() {
+        let ip = Ipv4Addr::new(4, 1, 1, 1);
+        let local = LocalAddrs::new().with("vlan1", &[ip, ip]).with("eth0", &[]);
+        assert!(local.has_ip(ip));
+        assert!(!local.has_ip(Ipv4Addr::new(4, 1, 1, 2)));
+        assert_eq!(local.interface("vlan1"), Some(&[ip][..]));
+        assert_eq!(local.interface("eth0"), Some(&[][..]));
+        assert_eq!(local.interface("eth1"), None);
+        assert_eq!(local.names().collect::<Vec<_>>(), ["eth0", "vlan1"]);
+    }
+
+    #[test]
+    fn system_list_reads_the_kernel() -> std::io::Result<()> {
+        let local = LocalAddrs::system()?;
+        if let Some(lo) = local.interface("lo").filter(|a| !a.is_empty()) {
+            assert!(lo.contains(&Ipv4Addr::LOCALHOST), "lo holds {lo:?}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,564 @@
+//! The proxy logic: the one table that joins the SMI side (clients known by
+//! MAC) and the PnP side (devices known by UDI), and the onboarding of each
+//! client from its first DHCP frame to its own PnP agent.
+//!
+//! Data flows one way: dataplane, TFTP and telnet events come in; the
+//! kernel map, the proxy database and SMI messages go out. The mapping of
+//! PnP services to SMI operations lives in [`translate`], in one table.
+
+pub mod translate;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_common::state;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::dataplane::{ClientTable, DataplaneEvent, EventKind};
+use crate::pnp::agent::{self, AgentEvent, AgentIdentity, AgentReport, AgentShared, JobRequest};
+use crate::smi::codec::{Message, ReloadTime};
+use crate::smi::director::{self, Limits, SMI_PORT};
+use crate::smi::showver::ShowVersion;
+use crate::smi::telnet::Session;
+use crate::smi::tftp::{StagedFile, Staging, TftpEvent};
+use crate::store::{ClientRecord, EntryState, Mac, Store};
+
+/// Settings of the proxy logic.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// The address clients know the director by.
+    pub proxy_ip: Ipv4Addr,
+    /// Switch-facing interface (for topology answers).
+    pub interface: String,
+    /// Director socket limits.
+    pub limits: Limits,
+    /// How long to wait for a client to telnet back after the tailored config.
+    pub identify_timeout: Duration,
+    /// How long to wait for a client's TFTP download of a staged file.
+    pub download_timeout: Duration,
+    /// How long to wait for a reloading client to come back.
+    pub reload_timeout: Duration,
+    /// Probe attempts before a client is declared not SMI-capable.
+    pub probe_attempts: u32,
+    /// Largest configuration fetched from the PnP server.
+    pub config_cap: usize,
+    /// Largest image fetched from the PnP server.
+    pub image_cap: usize,
+    /// Where fetched images are kept while they are staged.
+    pub image_dir: std::path::PathBuf,
+}
+
+/// Waiters keyed by what completes them.
+#[derive(Default)]
+struct Waiters {
+    /// TFTP path -> waiter for the client's download.
+    downloads: HashMap<String, oneshot::Sender<Result<(), String>>>,
+    /// Client IPv4 -> waiter for its reverse-telnet session.
+    identities: HashMap<Ipv4Addr, oneshot::Sender<Result<ShowVersion, String>>>,
+    /// Client MAC -> waiter for its restart after a reload.
+    restarts: HashMap<Mac, oneshot::Sender<()>>,
+}
+
+/// What the logic knows of a client beyond the database record.
+#[derive(Clone, Debug, Default)]
+struct Runtime {
+    /// Onboarding (probe + identify) is running.
+    onboarding: bool,
+    /// A PnP agent runs for it.
+    agent: Option<CancellationToken>,
+}
+
+/// The proxy core, shared by its tasks.
+pub struct Core {
+    cfg: CoreConfig,
+    table: ClientTable,
+    store: Mutex<Store>,
+    staging: Staging,
+    tailored: StagedFile,
+    waiters: Mutex<Waiters>,
+    runtime: Mutex<HashMap<Mac, Runtime>>,
+    pnp: Option<Arc<AgentShared>>,
+    jobs: mpsc::Sender<JobRequest>,
+    reports: mpsc::Sender<AgentReport>,
+    cancel: CancellationToken,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The receiving ends the daemon drives with [`Core::run`].
+pub struct CoreInputs {
+    /// Dataplane events.
+    pub dataplane: mpsc::Receiver<Vec<DataplaneEvent>>,
+    /// TFTP transfer outcomes.
+    pub tftp: mpsc::Receiver<TftpEvent>,
+    /// Reverse-telnet sessions.
+    pub telnet: mpsc::Receiver<Session>,
+    /// Jobs from PnP agents.
+    pub jobs: mpsc::Receiver<JobRequest>,
+    /// Reports from PnP agents.
+    pub reports: mpsc::Receiver<AgentReport>,
+}
+
+impl Core {
+    /// Builds the core. `tailored` is the staged `client_cfg_pnp.txt`;
+    /// `pnp` is the shared PnP agent state (None: no PnP server configured).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: CoreConfig,
+        table: ClientTable,
+        store: Store,
+        staging: Staging,
+        tailored: StagedFile,
+        pnp: Option<Arc<AgentShared>>,
+        cancel: CancellationToken,
+    ) -> (
+        Arc<Self>,
+        mpsc::Sender<JobRequest>,
+        mpsc::Receiver<JobRequest>,
+        mpsc::Receiver<AgentReport>,
+    ) {
+        let (jobs_tx, jobs_rx) = mpsc::channel(1024);
+        let (reports_tx, reports_rx) = mpsc::channel(4096);
+        let core = Arc::new(Self {
+            cfg,
+            table,
+            store: Mutex::new(store),
+            staging,
+            tailored,
+            waiters: Mutex::new(Waiters::default()),
+            runtime: Mutex::new(HashMap::new()),
+            pnp,
+            jobs: jobs_tx.clone(),
+            reports: reports_tx,
+            cancel,
+        });
+        (core, jobs_tx, jobs_rx, reports_rx)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// The kernel's client table.
+    pub fn table(&self) -> &ClientTable {
+        &self.table
+    }
+
+    /// A copy of every database record, in DevNo order.
+    pub fn records(&self) -> Vec<ClientRecord> {
+        lock(&self.store).iter().cloned().collect()
+    }
+
+    /// The record of `mac`.
+    pub fn record(&self, mac: Mac) -> Option<ClientRecord> {
+        lock(&self.store).get(mac).cloned()
+    }
+
+    /// Changes a record, logging (not propagating) a storage failure: the
+    /// in-memory and on-disk database stay as they were in that case.
+    fn update(&self, mac: Mac, edit: impl FnOnce(&mut ClientRecord) + Send) {
+        if let Err(e) = lock(&self.store).update(mac, edit) {
+            log::error!(target: "smi_proxy", "{mac}: proxy database update failed: {e}");
+        }
+    }
+
+    fn insert(&self, record: ClientRecord) {
+        let mac = record.mac;
+        match lock(&self.store).insert_if_missing(record) {
+            Ok(true) => log::info!(target: "smi_proxy", "{mac}: added to the proxy database"),
+            Ok(false) => {}
+            Err(e) => log::error!(target: "smi_proxy", "{mac}: proxy database insert failed: {e}"),
+        }
+    }
+
+    /// Runs the event loops until cancelled. Also resumes the clients the
+    /// database knows (reconciling the kernel map with it).
+    pub async fn run(self: Arc<Self>, mut inputs: CoreInputs) {
+        self.resume();
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                Some(batch) = inputs.dataplane.recv() => {
+                    for ev in batch {
+                        self.on_dataplane(ev);
+                    }
+                }
+                Some(ev) = inputs.tftp.recv() => self.on_tftp(ev),
+                Some(s) = inputs.telnet.recv() => self.on_telnet(s),
+                Some(job) = inputs.jobs.recv() => {
+                    let core = self.clone();
+                    tokio::spawn(async move { translate::handle(core, job).await });
+                }
+                Some(report) = inputs.reports.recv() => self.on_agent_report(report),
+                else => return,
+            }
+        }
+    }
+
+    /// Reconciles the kernel map with the database at start: every record
+    /// gets a kernel entry; identified clients get their agent back, and
+    /// clients with an address but no UDI are onboarded again.
+    fn resume(self: &Arc<Self>) {
+        for rec in self.records() {
+            let kernel = self.table.get(rec.mac.0).ok().flatten();
+            if kernel.is_none() {
+                let ip = rec.ip.map(|ip| ip.octets()).unwrap_or_default();
+                let vlan = rec.vlan;
+                if let Err(e) = self.table.update(rec.mac.0, |e| {
+                    e.state = state::DISCOVERED;
+                    e.ipv4 = ip;
+                    e.vlan = vlan;
+                }) {
+                    log::warn!(target: "smi_proxy", "{}: cannot restore the kernel entry: {e}", rec.mac);
+                }
+            }
+            if let Some(ip) = rec.ip {
+                self.start_onboarding(rec.mac, ip);
+            }
+        }
+    }
+
+    fn on_dataplane(self: &Arc<Self>, ev: DataplaneEvent) {
+        let mac = Mac(ev.mac);
+        match ev.kind {
+            EventKind::NewClient { client_id, .. } => {
+                let cid =
+                    String::from_utf8_lossy(client_id.strip_prefix(&[0]).unwrap_or(&client_id))
+                        .into_owned();
+                log::info!(target: "smi_proxy", "{mac}: new client on VLAN {} (client-id {cid:?})", ev.vlan);
+                let mut rec = ClientRecord::new(mac, now());
+                rec.vlan = ev.vlan;
+                self.insert(rec);
+            }
+            EventKind::AddressLearned(ip) => {
+                let mut rec = ClientRecord::new(mac, now());
+                rec.vlan = ev.vlan;
+                self.insert(rec);
+                self.update(mac, |r| {
+                    r.ip = Some(ip);
+                    r.vlan = ev.vlan;
+                });
+                log::info!(target: "smi_proxy", "{mac}: address {ip}");
+                self.start_onboarding(mac, ip);
+            }
+            EventKind::ClientRestarted => {
+                log::info!(target: "smi_proxy", "{mac}: restarted");
+                if let Some(w) = lock(&self.waiters).restarts.remove(&mac) {
+                    let _ = w.send(());
+                }
+            }
+            EventKind::SmiDropped { reason, len_word } => {
+                log::warn!(target: "smi_proxy", "{mac}: SMI dropped in XDP: {reason:?} (length word {len_word})");
+            }
+            EventKind::DhcpServerSeen(_) | EventKind::Unknown(_) => {}
+        }
+    }
+
+    fn on_tftp(&self, ev: TftpEvent) {
+        let (path, result) = match ev {
+            TftpEvent::Completed {
+                path, peer, bytes, ..
+            } => {
+                log::info!(target: "smi_proxy", "TFTP: {peer} fetched {path} ({bytes} bytes)");
+                (path, Ok(()))
+            }
+            TftpEvent::Failed {
+                path, peer, reason, ..
+            } => {
+                log::warn!(target: "smi_proxy", "TFTP: {peer} failed to fetch {path}: {reason}");
+                (path, Err(reason))
+            }
+            TftpEvent::Uploaded { path, .. } => (path, Ok(())),
+        };
+        if let Some(w) = lock(&self.waiters).downloads.remove(&path) {
+            let _ = w.send(result);
+        }
+    }
+
+    fn on_telnet(&self, s: Session) {
+        let SocketAddr::V4(peer) = s.peer else {
+            return;
+        };
+        let waiter = lock(&self.waiters).identities.remove(peer.ip());
+        match waiter {
+            Some(w) => {
+                let _ = w.send(s.result.map_err(|e| e.to_string()));
+            }
+            None => {
+                log::warn!(target: "smi_proxy", "reverse telnet from {peer}, which no onboarding expects")
+            }
+        }
+    }
+
+    fn on_agent_report(&self, report: AgentReport) {
+        let Some(mac) = lock(&self.store).find_by_udi(&report.udi).map(|r| r.mac) else {
+            return;
+        };
+        let new_state = match report.event {
+            AgentEvent::Hello | AgentEvent::WorkRequestSent { .. } => Some(EntryState::Hello),
+            AgentEvent::Backoff { .. } => Some(EntryState::Backoff),
+            AgentEvent::Terminated => Some(EntryState::Terminated),
+            AgentEvent::JobReceived { .. }
+            | AgentEvent::JobDone { .. }
+            | AgentEvent::TransportError { .. } => None,
+        };
+        if let Some(st) = new_state {
+            let current = lock(&self.store).get(mac).map(|r| r.state);
+            // Upgrading and done are set by the jobs themselves.
+            if current != Some(st) && !matches!(current, Some(EntryState::Upgrading)) {
+                self.update(mac, |r| r.state = st);
+            }
+        }
+    }
+
+    /// Starts probing and identifying `mac` at `ip`, unless already running.
+    fn start_onboarding(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr) {
+        {
+            let mut rt = lock(&self.runtime);
+            let entry = rt.entry(mac).or_default();
+            if entry.onboarding {
+                return;
+            }
+            entry.onboarding = true;
+        }
+        let core = self.clone();
+        tokio::spawn(async move {
+            let result = core.onboard(mac, ip).await;
+            if let Err(e) = result {
+                log::warn!(target: "smi_proxy", "{mac}: onboarding stopped: {e}");
+            }
+            if let Some(rt) = lock(&core.runtime).get_mut(&mac) {
+                rt.onboarding = false;
+            }
+        });
+    }
+
+    /// Probe, admit, identify (tailored config + reverse telnet), then start
+    /// the client's PnP agent.
+    async fn onboard(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        self.probe_and_admit(mac, ip).await?;
+        if self.record(mac).and_then(|r| r.udi).is_none() {
+            self.identify(mac, ip).await?;
+        }
+        self.start_agent(mac);
+        Ok(())
+    }
+
+    /// Probes the client's 4786 (XDP lets its replies through once it is
+    /// discovered) and admits its SMI traffic when it answers.
+    pub(crate) async fn probe_and_admit(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        let addr = SocketAddr::from((ip, SMI_PORT));
+        let mut last = String::new();
+        for attempt in 0..self.cfg.probe_attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+            match director::probe(addr, &self.cfg.limits).await {
+                Ok(()) => {
+                    self.table
+                        .set_state(mac.0, state::ADMITTED)
+                        .map_err(|e| e.to_string())?;
+                    log::info!(target: "smi_proxy", "{mac}: SMI client at {ip} answered the probe; admitted");
+                    return Ok(());
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        let _ = self.table.set_state(mac.0, state::NOT_SMI);
+        Err(format!("not an SMI client: {last}"))
+    }
+
+    /// Pushes the tailored configuration and waits for the client's
+    /// reverse-telnet session; records PID/VID/SN, version and image.
+    pub(crate) async fn identify(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).identities.insert(ip, tx);
+        let msg = Message::ConfigUpgrade {
+            url: self.tailored.url(self.cfg.proxy_ip.into()),
+            reload: None,
+        };
+        if let Err(e) =
+            director::send(SocketAddr::from((ip, SMI_PORT)), &msg, &self.cfg.limits).await
+        {
+            lock(&self.waiters).identities.remove(&ip);
+            return Err(format!("sending the tailored configuration: {e}"));
+        }
+        let sv = match tokio::time::timeout(self.cfg.identify_timeout, rx).await {
+            Ok(Ok(Ok(sv))) => sv,
+            Ok(Ok(Err(e))) => return Err(format!("reverse telnet: {e}")),
+            Ok(Err(_)) => return Err("reverse telnet: waiter dropped".into()),
+            Err(_) => {
+                lock(&self.waiters).identities.remove(&ip);
+                return Err(format!(
+                    "no reverse telnet within {:?} after the tailored configuration",
+                    self.cfg.identify_timeout
+                ));
+            }
+        };
+        let udi = sv.udi().map_err(|e| format!("show version: {e}"))?;
+        log::info!(target: "smi_proxy", "{mac}: identified as {udi}");
+        self.update(mac, move |r| {
+            r.udi = Some(udi);
+            r.version = sv.version.clone();
+            r.image = sv.image.clone();
+            if let Some(h) = &sv.hostname {
+                r.hostname = h.clone();
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts the PnP agent of an identified client (once).
+    fn start_agent(&self, mac: Mac) {
+        let Some(shared) = self.pnp.clone() else {
+            return;
+        };
+        let Some(rec) = self.record(mac) else {
+            return;
+        };
+        let Some(udi) = rec.udi else {
+            return;
+        };
+        let token = {
+            let mut rt = lock(&self.runtime);
+            let entry = rt.entry(mac).or_default();
+            if entry.agent.is_some() {
+                return;
+            }
+            let token = self.cancel.child_token();
+            entry.agent = Some(token.clone());
+            token
+        };
+        log::info!(target: "smi_proxy", "{mac}: PnP agent started for {udi}");
+        agent::spawn_agent(
+            shared,
+            AgentIdentity {
+                udi,
+                hostname: Some(rec.hostname),
+                mac: mac.to_string(),
+            },
+            self.jobs.clone(),
+            self.reports.clone(),
+            token,
+        );
+    }
+
+    /// Stages `content` for `mac`, sends `msg_for(url)` and waits until the
+    /// client has fetched the file. Returns the staged file.
+    pub(crate) async fn deliver(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+        file: StagedFile,
+        msg: Message,
+    ) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters)
+            .downloads
+            .insert(file.path().to_owned(), tx);
+        log::info!(target: "smi_proxy", "{mac}: {} with {}", msg.name(), file.path());
+        if let Err(e) =
+            director::send(SocketAddr::from((ip, SMI_PORT)), &msg, &self.cfg.limits).await
+        {
+            lock(&self.waiters).downloads.remove(file.path());
+            return Err(format!("client unreachable: {e}"));
+        }
+        match tokio::time::timeout(self.cfg.download_timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(format!("TFTP error: {reason}")),
+            Ok(Err(_)) => Err("TFTP waiter dropped".into()),
+            Err(_) => {
+                lock(&self.waiters).downloads.remove(file.path());
+                Err(format!(
+                    "timeout: the client did not fetch {} within {:?}",
+                    file.path(),
+                    self.cfg.download_timeout
+                ))
+            }
+        }
+    }
+
+    /// Marks the client upgrading in the kernel and waits for it to reload
+    /// (a DHCP discover), then probes and re-admits it.
+    pub(crate) async fn await_reload(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).restarts.insert(mac, tx);
+        match tokio::time::timeout(self.cfg.reload_timeout, rx).await {
+            Ok(Ok(())) => {}
+            _ => {
+                lock(&self.waiters).restarts.remove(&mac);
+                return Err(format!(
+                    "client gone: it did not come back within {:?}",
+                    self.cfg.reload_timeout
+                ));
+            }
+        }
+        self.probe_and_admit(mac, ip).await
+    }
+
+    /// Registers interest in the client's reload before the message that
+    /// causes it is sent.
+    pub(crate) fn expect_reload(&self, mac: Mac) -> Result<(), String> {
+        self.table
+            .set_state(mac.0, state::UPGRADING)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The staging area.
+    pub(crate) fn staging(&self) -> &Staging {
+        &self.staging
+    }
+
+    /// The PnP profile's shared state (for fetching files).
+    pub(crate) fn pnp(&self) -> Option<&Arc<AgentShared>> {
+        self.pnp.as_ref()
+    }
+
+    /// Reload time used when a job asks for a reload (`delayIn` 0 -> 00:01,
+    /// SIET's value; the units of `delayIn` are not public).
+    pub(crate) fn reload_time() -> ReloadTime {
+        ReloadTime {
+            hours: 0,
+            minutes: 1,
+        }
+    }
+
+    /// Health as `show vstack` prints it: active when the dataplane heard
+    /// from the client within `window`.
+    pub fn health(&self, window: Duration) -> HashMap<Mac, bool> {
+        let now_ns = monotonic_ns();
+        let mut out = HashMap::new();
+        if let Ok(entries) = self.table.entries() {
+            for (mac, e) in entries {
+                let active = e.last_seen_ns != 0
+                    && now_ns.saturating_sub(e.last_seen_ns) <= window.as_nanos() as u64;
+                out.insert(Mac(mac), active);
+            }
+        }
+        out
+    }
+}
+
+/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}

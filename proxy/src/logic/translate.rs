@@ -1,0 +1,279 @@
+//! The one place where a PnP service becomes SMI operations.
+//!
+//! | PnP service                 | What the proxy does                                         |
+//! |-----------------------------|-------------------------------------------------------------|
+//! | capability                  | lists the seven services below                              |
+//! | device-info all/udi/image/profile | answers from the proxy database (UDI, version, image) |
+//! | device-info hardware        | refuses: XSVC_ERROR_DEVICE_INFO_UNSUPPORTED                 |
+//! | device-info filesystem      | refuses: XSVC_ERROR_DEVICE_INFO_UNSUPPORTED                 |
+//! | config-upgrade, running     | refuses: XSVC_ERROR_CONFIG_UPGRADE_UNSUPPORTED              |
+//! | config-upgrade, startup     | fetch + md5, stage on TFTP, SMI type 3 (reload as asked), success when fetched (and back) |
+//! | image-install               | fetch + md5, stage image + image list, SMI type 2 (immediate reload), success when fetched and back |
+//! | topology                    | the attachment the proxy knows (MODELLED body)              |
+//! | backoff, bye                | handled by the PnP agent loop itself                        |
+//! | anything else               | refuses: PNP_ERROR_UNSUPPORTED_REQUEST                      |
+use std::sync::Arc;
+
+use md5::{Digest as _, Md5};
+
+use super::Core;
+use crate::pnp::agent::JobRequest;
+use crate::pnp::codec::{
+    ApplyTo, ConfigUpgrade, DeviceInfoReply, DeviceInfoType, ErrorInfo, ImageInfo, ImageInstall,
+    Job, ReloadPolicy, Response, ResponseBody, Service, SmiRefusal, Topology,
+};
+use crate::smi::codec::{ImageReload, Message};
+use crate::store::{EntryState, JobStatus, Mac, Method};
+
+/// Runs one job for one client and answers the agent.
+pub async fn handle(core: Arc<Core>, job: JobRequest) {
+    let correlator = job.request.correlator.clone();
+    let service = job.request.job.service();
+    let response = match job.mac.parse::<Mac>() {
+        Ok(mac) => run(&core, mac, &job.request.job, &correlator).await,
+        Err(e) => failed(
+            service.clone(),
+            &correlator,
+            "PnP Service Error 1402",
+            &format!("unknown client: {e}"),
+        ),
+    };
+    log::info!(
+        target: "smi_proxy",
+        "{} {}: {} -> {}",
+        job.mac,
+        job.udi,
+        service.name(),
+        if response.success { "success" } else { "failure" }
+    );
+    let _ = job.respond(response);
+}
+
+fn failed(service: Service, correlator: &str, code: &str, message: &str) -> Response {
+    Response::failed(
+        service,
+        correlator,
+        ErrorInfo {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: format!("SMI PROXY: {message}"),
+        },
+    )
+}
+
+async fn run(core: &Arc<Core>, mac: Mac, job: &Job, correlator: &str) -> Response {
+    let service = job.service();
+    match job {
+        Job::Capability => Response {
+            body: ResponseBody::smi_proxy_capabilities(),
+            ..Response::ok(service, correlator)
+        },
+        Job::DeviceInfo(DeviceInfoType::Hardware) => {
+            Response::refused(service, correlator, SmiRefusal::DeviceInfoHardware)
+        }
+        Job::DeviceInfo(DeviceInfoType::Filesystem) => {
+            Response::refused(service, correlator, SmiRefusal::DeviceInfoFilesystem)
+        }
+        Job::DeviceInfo(_) => {
+            let Some(rec) = core.record(mac) else {
+                return failed(
+                    service,
+                    correlator,
+                    "PnP Service Error 1402",
+                    "client unknown",
+                );
+            };
+            Response {
+                body: ResponseBody::DeviceInfo(DeviceInfoReply {
+                    udi: rec.udi.clone(),
+                    image: Some(ImageInfo {
+                        version_string: rec.version.clone(),
+                        image_file: rec.image.clone(),
+                    }),
+                    hardware: None,
+                }),
+                ..Response::ok(service, correlator)
+            }
+        }
+        Job::ConfigUpgrade(c) if c.apply_to == ApplyTo::Running => {
+            Response::refused(service, correlator, SmiRefusal::ConfigUpgradeRunning)
+        }
+        Job::ConfigUpgrade(c) => match config_upgrade(core, mac, c).await {
+            Ok(()) => Response::ok(service, correlator),
+            Err(reason) => failed(service, correlator, "PnP Service Error 1412", &reason),
+        },
+        Job::ImageInstall(i) => match image_install(core, mac, i).await {
+            Ok(()) => Response::ok(service, correlator),
+            Err(reason) => failed(service, correlator, "PnP Service Error 1829", &reason),
+        },
+        Job::Topology => {
+            let rec = core.record(mac);
+            Response {
+                body: ResponseBody::Topology(Topology {
+                    interface: Some(core.config().interface.clone()),
+                    vlan: rec.as_ref().map(|r| r.vlan),
+                    mac_address: Some(mac.to_string()),
+                    ip_address: rec.and_then(|r| r.ip).map(Into::into),
+                }),
+                ..Response::ok(service, correlator)
+            }
+        }
+        Job::Backoff(_) => Response::ok(service, correlator),
+        Job::Unsupported { .. } => {
+            Response::refused(service, correlator, SmiRefusal::UnsupportedRequest)
+        }
+    }
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+fn check_md5(data: &[u8], want: Option<&String>) -> Result<(), String> {
+    match want {
+        Some(want) if !md5_hex(data).eq_ignore_ascii_case(want.trim()) => Err(format!(
+            "Error verifying checksum: md5 {} but the request says {want}",
+            md5_hex(data)
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn fetch(core: &Core, url: &str, cap: usize) -> Result<bytes::Bytes, String> {
+    let pnp = core.pnp().ok_or("no PnP profile to fetch with")?;
+    pnp.fetch(url, cap)
+        .await
+        .map_err(|e| format!("Source file not fetched: {e}"))
+}
+
+fn client_ip(core: &Core, mac: Mac) -> Result<std::net::Ipv4Addr, String> {
+    core.record(mac)
+        .and_then(|r| r.ip)
+        .ok_or_else(|| "client gone: no address known".to_string())
+}
+
+fn set_config_status(core: &Core, mac: Mac, status: JobStatus, reason: Option<String>) {
+    let now = super::now();
+    core.update(mac, move |r| {
+        r.job.method = Some(match r.job.method {
+            Some(Method::ImageUpgrade) | Some(Method::ZeroTouch) => Method::ZeroTouch,
+            _ => Method::ConfigUpgrade,
+        });
+        r.job.config.status = status;
+        r.job.config.fail_reason = reason;
+        if status == JobStatus::Upgraded {
+            r.job.config.downloaded_at = Some(now);
+        }
+        r.state = match status {
+            JobStatus::Upgrading => EntryState::Upgrading,
+            JobStatus::Failed => EntryState::Failed,
+            _ => EntryState::Done,
+        };
+    });
+}
+
+fn set_image_status(core: &Core, mac: Mac, status: JobStatus, reason: Option<String>) {
+    let now = super::now();
+    core.update(mac, move |r| {
+        r.job.method = Some(match r.job.method {
+            Some(Method::ConfigUpgrade) | Some(Method::ZeroTouch) => Method::ZeroTouch,
+            _ => Method::ImageUpgrade,
+        });
+        r.job.image.status = status;
+        r.job.image.fail_reason = reason;
+        if status == JobStatus::Upgraded {
+            r.job.image.downloaded_at = Some(now);
+        }
+        r.state = match status {
+            JobStatus::Upgrading => EntryState::Upgrading,
+            JobStatus::Failed => EntryState::Failed,
+            _ => EntryState::Done,
+        };
+    });
+}
+
+async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
+    set_config_status(core, mac, JobStatus::Upgrading, None);
+    let result = config_upgrade_steps(core, mac, c).await;
+    match &result {
+        Ok(()) => set_config_status(core, mac, JobStatus::Upgraded, None),
+        Err(reason) => set_config_status(core, mac, JobStatus::Failed, Some(reason.clone())),
+    }
+    result
+}
+
+async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
+    let ip = client_ip(core, mac)?;
+    let data = fetch(core, &c.source.location, core.config().config_cap).await?;
+    check_md5(&data, c.source.checksum.as_ref())?;
+    let name = c
+        .source
+        .location
+        .rsplit('/')
+        .next()
+        .unwrap_or("startup.cfg");
+    let file = core.staging().stage(mac.to_string(), name, data);
+    let reload = matches!(c.reload, ReloadPolicy::Reload(_));
+    let msg = Message::ConfigUpgrade {
+        url: file.url(core.config().proxy_ip.into()),
+        reload: reload.then(Core::reload_time),
+    };
+    if reload {
+        core.expect_reload(mac)?;
+    }
+    let delivered = core.deliver(mac, ip, file.clone(), msg).await;
+    // The configuration may hold secrets: it is served once.
+    core.staging().unstage(file.path());
+    delivered?;
+    if reload {
+        core.await_reload(mac, ip).await?;
+    }
+    Ok(())
+}
+
+async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
+    set_image_status(core, mac, JobStatus::Upgrading, None);
+    let result = image_install_steps(core, mac, i).await;
+    match &result {
+        Ok(()) => set_image_status(core, mac, JobStatus::Upgraded, None),
+        Err(reason) => set_image_status(core, mac, JobStatus::Failed, Some(reason.clone())),
+    }
+    result
+}
+
+async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
+    let ip = client_ip(core, mac)?;
+    let name = i
+        .source
+        .location
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or("Source file not found: no file name in the URL")?
+        .to_owned();
+    if !name.ends_with(".tar") {
+        return Err(format!(
+            "{name}: SMI clients install .tar archives through an image list; this image cannot be served that way"
+        ));
+    }
+    let data = fetch(core, &i.source.location, core.config().image_cap).await?;
+    check_md5(&data, i.source.checksum.as_ref())?;
+    let dir = core.staging().stage_dir(mac.to_string());
+    let image = dir.add(&name, data).map_err(|e| e.to_string())?;
+    let list_name = format!("{}.txt", name.trim_end_matches(".tar"));
+    let list = dir
+        .add(&list_name, name.clone())
+        .map_err(|e| e.to_string())?;
+    let msg = Message::ImageUpgrade {
+        url: list.url(core.config().proxy_ip.into()),
+        reload: ImageReload::Immediate,
+    };
+    core.expect_reload(mac)?;
+    let delivered = core.deliver(mac, ip, image.clone(), msg).await;
+    core.staging().unstage(list.path());
+    core.staging().unstage(image.path());
+    delivered?;
+    core.await_reload(mac, ip).await?;
+    // Learn the new version the way the first one was learned.
+    core.identify(mac, ip).await
+}

@@ -1,0 +1,241 @@
+//! The lab topology shared by the end-to-end tests and `smi-lab`: network
+//! namespaces for the switches, the proxy (with its XDP program on px0) and
+//! the PnP server, the proxy daemon as a child process, and a control-socket
+//! client to read its tables. Everything is removed on drop.
+//!
+//! ```text
+//!  <p>sw: sw0 ── macvlans ─┐              <p>px: px0 192.0.2.1/24 (XDP)
+//!    <p>s<N>: switch N     ├── veth ──────  smi-proxy (4786, 69, 19140)
+//!    <p>dhcp: 192.0.2.2    ┘              pnp0 198.51.100.1/24 ── veth ── <p>pnp: eth0 198.51.100.2
+//! ```
+use std::io::BufRead as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use crate::netns::{NetNs, veth};
+
+/// The proxy's address toward the switches.
+pub const PROXY_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The site DHCP server's address.
+pub const DHCP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The proxy's address toward the PnP server.
+pub const PROXY_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The PnP server's address.
+pub const PNP_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// The namespaces and links of one lab.
+pub struct Topology {
+    /// Name prefix of everything this lab created.
+    pub prefix: String,
+    /// The switches' segment (holds `sw0`).
+    pub sw: NetNs,
+    /// The proxy's namespace (holds `px0` and `pnp0`).
+    pub px: NetNs,
+    /// The PnP server's namespace (holds `eth0`).
+    pub pnp: NetNs,
+    /// bpffs directory for the proxy's pinned maps.
+    pub pin_dir: PathBuf,
+    /// The proxy's state directory.
+    pub state_dir: PathBuf,
+}
+
+impl Topology {
+    /// Builds the namespaces and links, addresses included.
+    pub fn build(prefix: &str) -> anyhow::Result<Self> {
+        let sw = NetNs::new(&format!("{prefix}sw"))?;
+        let px = NetNs::new(&format!("{prefix}px"))?;
+        let pnp = NetNs::new(&format!("{prefix}pnp"))?;
+        veth(&sw, "sw0", &px, "px0")?;
+        veth(&px, "pnp0", &pnp, "eth0")?;
+        px.ip(&["addr", "add", &format!("{PROXY_IP}/24"), "dev", "px0"])?;
+        px.ip(&[
+            "addr",
+            "add",
+            &format!("{PROXY_UPLINK_IP}/24"),
+            "dev",
+            "pnp0",
+        ])?;
+        pnp.ip(&["addr", "add", &format!("{PNP_IP}/24"), "dev", "eth0"])?;
+        // Many switches ARP for the proxy at once.
+        for ns in [&sw, &px] {
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    ns.name(),
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.neigh.default.gc_thresh3=65536",
+                ])
+                .output();
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    ns.name(),
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.neigh.default.gc_thresh2=32768",
+                ])
+                .output();
+        }
+        let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir)?;
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            sw,
+            px,
+            pnp,
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
+            state_dir,
+        })
+    }
+
+    /// The control socket path the daemon is started with.
+    pub fn control_socket(&self) -> PathBuf {
+        self.state_dir.join("control.sock")
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// The `smi-proxy` binary next to the running executable (target/<profile>/),
+/// or in it when the running executable is a test in `deps/`.
+pub fn proxy_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable directory")?;
+    for candidate in [dir.join("smi-proxy"), dir.join("../smi-proxy")] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "smi-proxy not found next to {}: build it (cargo xtask test / lab do)",
+        exe.display()
+    )
+}
+
+/// The proxy daemon, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+}
+
+/// How to run the daemon in the lab.
+#[derive(Clone, Debug, Default)]
+pub struct DaemonOptions {
+    /// PnP server URL, if any.
+    pub pnp_server: Option<String>,
+    /// Pinned PnP server certificate (PEM file).
+    pub pnp_pinned_cert: Option<PathBuf>,
+    /// Extra arguments.
+    pub extra: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `smi-proxy run` in the proxy namespace and waits for "ready".
+    pub fn start(topo: &Topology, opts: &DaemonOptions) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(proxy_bin()?);
+        cmd.args(["run", "--netns", topo.px.name(), "--iface", "px0"])
+            .arg("--proxy-ip")
+            .arg(PROXY_IP.to_string())
+            .arg("--pin-dir")
+            .arg(&topo.pin_dir)
+            .arg("--state-dir")
+            .arg(&topo.state_dir)
+            .arg("--control-socket")
+            .arg(topo.control_socket());
+        if let Some(url) = &opts.pnp_server {
+            cmd.arg("--pnp-server").arg(url);
+        }
+        if let Some(cert) = &opts.pnp_pinned_cert {
+            cmd.arg("--pnp-pinned-cert").arg(cert);
+        }
+        cmd.args(&opts.extra);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn,smi_proxy=info");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("daemon stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() != "smi-proxy: ready" {
+            let _ = child.kill();
+            let status = child.wait()?;
+            bail!("the daemon did not become ready ({status})");
+        }
+        Ok(Self { child: Some(child) })
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the daemon with SIGTERM; its exit status must be success.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("daemon exited with {status}");
+        }
+        Ok(())
+    }
+
+    /// Kills the daemon with SIGKILL (crash test).
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `smi-proxy show ...` against the lab daemon and returns its stdout.
+pub fn show(topo: &Topology, args: &[&str]) -> anyhow::Result<String> {
+    control_command(&topo.control_socket(), "show", args)
+}
+
+/// Runs an `smi-proxy <verb> <args> --socket <path>` operator command.
+pub fn control_command(socket: &Path, verb: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(proxy_bin()?)
+        .arg(verb)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "smi-proxy {verb} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

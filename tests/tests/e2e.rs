@@ -1,0 +1,274 @@
+//! End to end, in network namespaces this test creates, with the proxy's
+//! XDP program attached: emulated legacy switches get addresses from a site
+//! DHCP server, the proxy discovers, probes, admits and identifies them, and
+//! a real PnP server (HTTP) drives jobs that become SMI operations.
+//! Needs root.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
+use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig};
+use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
+use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
+use proxy_tests::netns::{require_root, unique_prefix};
+use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Received, Script, Step};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Waits for `n` events matching `pred` (other events are kept aside).
+async fn wait_events(
+    emu: &mut Emulator,
+    n: usize,
+    within: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, emu.next_event()).await {
+            Ok(Some(ev)) if pred(&ev) => got.push(ev),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("emulator stopped"),
+            Err(_) => panic!(
+                "only {} of {n} events within {within:?}: {got:?}",
+                got.len()
+            ),
+        }
+    }
+    got
+}
+
+/// `show vstack proxy-db --json`, polled until `done` holds (bounded).
+async fn proxy_db_until(
+    topo: &Topology,
+    within: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let text = lab::show(topo, &["vstack", "proxy-db", "--json"]).expect("show proxy-db");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "proxy-db never reached the expected state: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn udis_known(v: &serde_json::Value) -> usize {
+    v["entries"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["udi"].is_string()).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifty_switches_are_discovered_admitted_and_identified() {
+    require_root();
+    let p = unique_prefix("sme");
+    let topo = Topology::build(&p).expect("topology");
+    let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
+    let rt = runtime();
+    rt.block_on(async {
+        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
+            &format!("{p}dhcp"),
+            topo.sw.name(),
+            "sw0",
+            PROXY_IP,
+        ))
+        .await
+        .expect("DHCP server");
+        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 50))
+            .await
+            .expect("emulator");
+        wait_events(&mut emu, 50, Duration::from_secs(240), |e| {
+            matches!(e, Event::TelnetDone { .. })
+        })
+        .await;
+        let db = proxy_db_until(&topo, Duration::from_secs(30), |v| udis_known(v) == 50).await;
+        let entries = db["entries"].as_array().expect("entries");
+        assert_eq!(entries.len(), 50);
+        for sw in emu.switches() {
+            let c = sw.config();
+            let mac = proxy::store::Mac(c.mac).to_string();
+            let entry = entries
+                .iter()
+                .find(|e| e["mac"] == mac.as_str())
+                .expect("switch in proxy-db");
+            assert_eq!(
+                entry["udi"].as_str(),
+                Some(format!("PID:{},VID:{},SN:{}", c.pid, c.vid, c.sn).as_str()),
+                "UDI of {mac}"
+            );
+            assert_eq!(
+                entry["ip"].as_str(),
+                sw.ip().map(|ip| ip.to_string()).as_deref()
+            );
+        }
+        // The kernel admitted every one of them.
+        let clients = std::process::Command::new(lab::proxy_bin().expect("binary"))
+            .args(["clients", "--json", "--pin-dir"])
+            .arg(&topo.pin_dir)
+            .output()
+            .expect("smi-proxy clients");
+        let rows: serde_json::Value =
+            serde_json::from_slice(&clients.stdout).expect("clients JSON");
+        let admitted = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["state"] == "admitted")
+            .count();
+        assert_eq!(admitted, 50, "{rows:#}");
+        // The operator's view reads as IOS does.
+        let text = lab::show(&topo, &["vstack", "proxy-db"]).expect("show");
+        assert!(text.contains("Smi PnP Proxy:"), "{text}");
+        assert!(text.contains("PID:"), "{text}");
+    });
+    daemon.stop().expect("clean stop");
+}
+
+#[test]
+fn pnp_jobs_become_smi_operations() {
+    require_root();
+    let p = unique_prefix("smp");
+    let topo = Topology::build(&p).expect("topology");
+    let rt = runtime();
+    let server = {
+        let _in_pnp = topo.pnp.enter().expect("enter pnp netns");
+        rt.block_on(PnpServer::start(PnpServerConfig::new(SocketAddr::from((
+            PNP_IP, 8080,
+        )))))
+        .expect("PnP server")
+    };
+    let (image, image_md5) = proxy_tests::pnp_server::fake_image(64 * 1024);
+    server.add_image("c2960-lanbasek9-tar.150-2.SE11.tar", image);
+    server.add_config("site.cfg", b"hostname site-switch\n!\nend\n".to_vec());
+    server.set_default_script(Script::new(vec![
+        Step::DeviceInfo(DeviceInfoType::All),
+        Step::DeviceInfo(DeviceInfoType::Hardware),
+        Step::ConfigUpgrade {
+            apply_to: ApplyTo::Running,
+            file: "site.cfg".into(),
+            reload: false,
+        },
+        Step::ConfigUpgrade {
+            apply_to: ApplyTo::Startup,
+            file: "site.cfg".into(),
+            reload: false,
+        },
+        Step::ImageInstall {
+            file: "c2960-lanbasek9-tar.150-2.SE11.tar".into(),
+            md5: Some(image_md5),
+        },
+        Step::Capability,
+        Step::Topology,
+        Step::Unsupported {
+            service: "cli-exec".into(),
+        },
+    ]));
+    let daemon = Daemon::start(
+        &topo,
+        &DaemonOptions {
+            pnp_server: Some(format!("http://{PNP_IP}:8080")),
+            ..DaemonOptions::default()
+        },
+    )
+    .expect("daemon");
+    rt.block_on(async {
+        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
+            &format!("{p}dhcp"),
+            topo.sw.name(),
+            "sw0",
+            PROXY_IP,
+        ))
+        .await
+        .expect("DHCP server");
+        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 2))
+            .await
+            .expect("emulator");
+        // Each switch: the site config lands, then the image, then it reloads.
+        wait_events(&mut emu, 2, Duration::from_secs(300), |e| {
+            matches!(e, Event::Reloaded { .. })
+        })
+        .await;
+        for sw in emu.switches() {
+            let cfg = sw.startup_config().expect("a startup config");
+            assert!(String::from_utf8_lossy(&cfg).contains("hostname site-switch"));
+            assert_eq!(sw.reloads(), 1);
+            assert_eq!(sw.version(), "15.0(2)SE11");
+        }
+        // The server saw every answer, with the vendor's refusals byte for byte.
+        let udi = proxy_db_until(&topo, Duration::from_secs(120), |v| {
+            v["entries"]
+                .as_array()
+                .is_some_and(|e| e.len() == 2 && udis_known(v) == 2)
+        })
+        .await["entries"][0]["udi"]
+            .as_str()
+            .expect("udi")
+            .parse()
+            .expect("UDI");
+        let responses = loop {
+            let r: Vec<_> = server
+                .log(&udi)
+                .into_iter()
+                .filter_map(|e| match e.received {
+                    Received::Response(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            if r.len() >= 8 {
+                break r;
+            }
+            server.wait_for(&udi, |_| true).await;
+        };
+        let by_service = |name: &str| {
+            responses
+                .iter()
+                .filter(|r| r.service.name() == name)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let di = by_service("device-info");
+        assert!(di[0].success);
+        let hw = di[1].error.as_ref().expect("hardware refused");
+        assert_eq!(hw.code, "XSVC_ERROR_DEVICE_INFO_UNSUPPORTED");
+        assert_eq!(
+            hw.message,
+            "SMI PROXY:Client device hardware info not supported"
+        );
+        let cu = by_service("config-upgrade");
+        let running = cu[0].error.as_ref().expect("running refused");
+        assert_eq!(running.code, "XSVC_ERROR_CONFIG_UPGRADE_UNSUPPORTED");
+        assert_eq!(
+            running.message,
+            "SMI PROXY: Config upgrade apply to Running Config is not supported"
+        );
+        assert!(cu[1].success, "startup config-upgrade: {:?}", cu[1].error);
+        assert!(
+            by_service("image-install")[0].success,
+            "{:?}",
+            by_service("image-install")[0].error
+        );
+        assert!(by_service("capability")[0].success);
+        assert!(by_service("topology")[0].success);
+        let other = by_service("cli-exec");
+        let refusal = other[0].error.as_ref().expect("unsupported refused");
+        assert_eq!(refusal.code, "PNP_ERROR_UNSUPPORTED_REQUEST");
+        assert_eq!(refusal.message, "SMI PROXY:Not supported service request");
+        let status = lab::show(&topo, &["vstack", "download-status"]).expect("download-status");
+        assert!(status.contains("UPGRADED"), "{status}");
+    });
+    daemon.stop().expect("clean stop");
+}
