@@ -1,0 +1,274 @@
+//! `smi-lab` (run by `cargo xtask lab`): the product's showcase. Builds the
+//! lab's namespaces, starts the site DHCP server, N emulated legacy switches,
+//! a PnP server with zero-touch jobs (device-info, config-upgrade to
+//! startup, image-install) and the proxy with its XDP program, shows live
+//! progress, and ends with the proxy's own show commands and a summary.
+//! Exit status 0 only when every switch is done. Everything it created is
+//! removed at the end, also on Ctrl-C (unless `--keep`, which waits for
+//! Ctrl-C first).
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
+use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
+use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
+use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
+use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
+
+#[derive(clap::Parser)]
+#[command(about = "The smi-pnp-proxy lab: emulated legacy switches onboarded through the proxy")]
+struct Args {
+    /// Number of emulated switches.
+    #[arg(long, default_value_t = 20)]
+    clients: u32,
+    /// Leave the lab running after the run, until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Run another PnP server instead of the built-in one, inside the lab's
+    /// server namespace; it finds its address in $PNP_ADDR and $PNP_PORT.
+    #[arg(long)]
+    pnp_server_cmd: Option<String>,
+    /// Name prefix of the lab's namespaces.
+    #[arg(long, default_value = "smilab")]
+    prefix: String,
+}
+
+const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
+const PNP_PORT: u16 = 8080;
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("smi-lab: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("smi-lab: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Progress of one switch, in onboarding order.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    #[default]
+    Booting,
+    Discovered,
+    Identified,
+    Upgrading,
+    Done,
+}
+
+fn bar(stages: &[Stage], failed: usize, started: Instant) -> String {
+    let at_least = |s: Stage| stages.iter().filter(|x| **x >= s).count();
+    let n = stages.len().max(1);
+    let done = at_least(Stage::Done);
+    let width = 30;
+    let filled = done * width / n;
+    format!(
+        "[{}{}] discovered {:>5}  identified {:>5}  upgrading {:>5}  done {:>5}  failed {:>3}  {:>5.1}s",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        at_least(Stage::Discovered),
+        at_least(Stage::Identified),
+        stages.iter().filter(|x| **x == Stage::Upgrading).count(),
+        done,
+        failed,
+        started.elapsed().as_secs_f64()
+    )
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let p = &args.prefix;
+    eprintln!("smi-lab: building namespaces {p}sw, {p}px, {p}pnp ...");
+    let topo = Topology::build(p)?;
+    let n = args.clients as usize;
+
+    // The PnP server: built-in, or the operator's.
+    let mut external = None;
+    let builtin = match &args.pnp_server_cmd {
+        Some(cmd) => {
+            external = Some(
+                std::process::Command::new("ip")
+                    .args(["netns", "exec", topo.pnp.name(), "sh", "-c", cmd])
+                    .env("PNP_ADDR", PNP_IP.to_string())
+                    .env("PNP_PORT", PNP_PORT.to_string())
+                    .spawn()
+                    .context("starting --pnp-server-cmd")?,
+            );
+            None
+        }
+        None => {
+            let server = {
+                let _in_pnp = topo.pnp.enter()?;
+                PnpServer::start(PnpServerConfig::new(SocketAddr::from((PNP_IP, PNP_PORT)))).await?
+            };
+            let (image, md5) = proxy_tests::pnp_server::fake_image(256 * 1024);
+            server.add_image(IMAGE, image);
+            server.add_config("site.cfg", b"hostname lab-switch\n!\nend\n".to_vec());
+            server.set_default_script(Script::new(vec![
+                Step::DeviceInfo(DeviceInfoType::All),
+                Step::ConfigUpgrade {
+                    apply_to: ApplyTo::Startup,
+                    file: "site.cfg".into(),
+                    reload: false,
+                },
+                Step::ImageInstall {
+                    file: IMAGE.into(),
+                    md5: Some(md5),
+                },
+                Step::DeviceInfo(DeviceInfoType::Image),
+            ]));
+            Some(server)
+        }
+    };
+    let daemon = Daemon::start(
+        &topo,
+        &DaemonOptions {
+            pnp_server: Some(format!("http://{PNP_IP}:{PNP_PORT}")),
+            ..DaemonOptions::default()
+        },
+    )?;
+    eprintln!(
+        "smi-lab: proxy running in {} with XDP on px0 (pid {:?})",
+        topo.px.name(),
+        daemon.pid()
+    );
+
+    let mut dhcp_cfg = DhcpServerConfig::new(&format!("{p}dhcp"), topo.sw.name(), "sw0", PROXY_IP);
+    if n > 150 {
+        dhcp_cfg.pool = Pool::large();
+        topo.px
+            .ip(&["route", "add", "198.18.0.0/15", "dev", "px0"])?;
+    }
+    let _dhcp = DhcpServer::start(dhcp_cfg).await?;
+    let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", p, args.clients);
+    emu_cfg.boot_spread = Duration::from_millis(u64::from(args.clients).min(2000));
+    let mut emu = Emulator::start(emu_cfg).await?;
+    eprintln!("smi-lab: {n} emulated switches booting");
+
+    let started = Instant::now();
+    let mut stages = vec![Stage::Booting; n];
+    let mut failed = vec![false; n];
+    let mut reloaded = vec![false; n];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let interrupted = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break true,
+            () = tokio::time::sleep_until(deadline) => break false,
+            _ = tick.tick() => {
+                eprint!("\r{}", bar(&stages, failed.iter().filter(|f| **f).count(), started));
+                let _ = std::io::stderr().flush();
+                if stages.iter().all(|s| *s == Stage::Done) {
+                    break false;
+                }
+            }
+            ev = emu.next_event() => {
+                let Some(ev) = ev else { break false };
+                let (sw, stage) = match &ev {
+                    Event::Probed { switch, .. } => (*switch, Stage::Discovered),
+                    // Identified again after the reload: the proxy learned the new version.
+                    Event::TelnetDone { switch, .. } if reloaded.get(*switch) == Some(&true) => (*switch, Stage::Done),
+                    Event::TelnetDone { switch, .. } => (*switch, Stage::Identified),
+                    Event::ConfigFetched { switch, url, .. } if !url.ends_with("client_cfg_pnp.txt") => (*switch, Stage::Upgrading),
+                    Event::ImageInstalled { switch, .. } => (*switch, Stage::Upgrading),
+                    Event::Reloaded { switch, .. } => {
+                        if let Some(r) = reloaded.get_mut(*switch) {
+                            *r = true;
+                        }
+                        (*switch, Stage::Upgrading)
+                    }
+                    Event::Failed { switch, what, error } => {
+                        eprintln!("\rswitch {switch}: {what}: {error}");
+                        failed[*switch] = true;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if let Some(s) = stages.get_mut(sw) {
+                    *s = (*s).max(stage);
+                }
+            }
+        }
+    };
+    eprintln!(
+        "\r{}",
+        bar(&stages, failed.iter().filter(|f| **f).count(), started)
+    );
+    let elapsed = started.elapsed();
+    let done = stages.iter().filter(|s| **s == Stage::Done).count();
+
+    // The proxy's own view, as an operator reads it.
+    for cmd in [
+        &["vstack", "config"][..],
+        &["vstack", "proxy-db"],
+        &["vstack", "download-status"],
+    ] {
+        let text = lab::show(&topo, cmd).unwrap_or_else(|e| format!("{e:#}\n"));
+        println!("\nlab# show {}", cmd.join(" "));
+        print_head(&text, 25);
+    }
+    if let Some(server) = &builtin {
+        let responses = server
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.received, proxy_tests::pnp_server::Received::Response(_)))
+            .count();
+        println!(
+            "\nPnP server: {} HELLOs, {responses} job responses received",
+            server.hellos()
+        );
+    }
+    println!("\nonboarded {done}/{n} in {:.1} s", elapsed.as_secs_f64());
+
+    if args.keep && !interrupted {
+        eprintln!(
+            "smi-lab: --keep: the lab stays up ({}sw/{}px/{}pnp, control socket {}); Ctrl-C to tear it down",
+            p,
+            p,
+            p,
+            topo.control_socket().display()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    emu.shutdown().await;
+    drop(emu);
+    daemon.stop()?;
+    if let Some(mut child) = external {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(builtin);
+    drop(topo);
+    Ok(done == n && !interrupted)
+}
+
+/// Prints the first `lines` lines of `text` and how many were left out.
+fn print_head(text: &str, lines: usize) {
+    let all: Vec<&str> = text.lines().collect();
+    for l in all.iter().take(lines) {
+        println!("{l}");
+    }
+    if all.len() > lines {
+        println!("... ({} more lines)", all.len() - lines);
+    }
+}
