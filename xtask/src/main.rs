@@ -235,12 +235,12 @@ fn test(no_lint: bool, fuzz_seconds: u32) -> anyhow::Result<()> {
              run `cargo xtask test` as root"
         );
     }
-    // One thread: the namespace tests create interfaces and attach programs.
-    run(Command::new("cargo").args(["test", "--", "--test-threads=1"]))?;
     if fuzz_seconds > 0 && Path::new("fuzz/Cargo.toml").exists() {
         fuzz(fuzz_seconds)?;
     }
-    Ok(())
+    // One thread: the namespace tests create interfaces and attach programs.
+    // Last, so that the test runner's summary closes the output.
+    run(Command::new("cargo").args(["test", "--", "--test-threads=1"]))
 }
 
 /// Every fuzz target for a bounded time, from the corpora kept in the repo.

@@ -360,11 +360,24 @@ impl Core {
     /// Probes the client's 4786 (XDP lets its replies through once it is
     /// discovered) and admits its SMI traffic when it answers.
     pub(crate) async fn probe_and_admit(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        self.probe_and_admit_within(mac, ip, self.cfg.probe_attempts.max(1))
+            .await
+    }
+
+    /// As [`Core::probe_and_admit`] with `attempts` tries, 0.5 s apart and
+    /// growing to 5 s between tries.
+    async fn probe_and_admit_within(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+        attempts: u32,
+    ) -> Result<(), String> {
         let addr = SocketAddr::from((ip, SMI_PORT));
         let mut last = String::new();
-        for attempt in 0..self.cfg.probe_attempts.max(1) {
+        for attempt in 0..attempts {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                let gap = Duration::from_millis(500 * u64::from(attempt));
+                tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
             }
             match director::probe(addr, &self.cfg.limits).await {
                 Ok(()) => {
@@ -506,7 +519,9 @@ impl Core {
                 ));
             }
         }
-        self.probe_and_admit(mac, ip).await
+        // A reloading switch boots, then runs DHCP again before it answers:
+        // give it about a minute (tries 5 s apart once backed off).
+        self.probe_and_admit_within(mac, ip, 16).await
     }
 
     /// Registers interest in the client's reload before the message that
