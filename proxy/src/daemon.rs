@@ -78,6 +78,9 @@ pub struct DaemonConfig {
     /// Control socket for `smi-proxy show|config|debug`.
     #[arg(long, default_value = "/run/smi-pnp-proxy/control.sock")]
     pub control_socket: PathBuf,
+    /// Address of the Prometheus `/metrics` endpoint (in the daemon's namespace).
+    #[arg(long, default_value = "127.0.0.1:9786")]
+    pub metrics_addr: std::net::SocketAddr,
     /// A client is shown Active when the dataplane heard from it within this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub health_window: u64,
@@ -184,8 +187,9 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
     };
     let (director, core) = match cfg.proxy_ip {
         Some(ip) => {
-            let (task, core) = start_director(&cfg, ip, dp.table(), dp_rx, cancel.clone()).await?;
-            (Some(task), Some(core))
+            let (task, core, listener) =
+                start_director(&cfg, ip, dp.table(), dp_rx, cancel.clone()).await?;
+            (Some(task), Some((core, listener)))
         }
         None => {
             log::warn!("no --proxy-ip: running the dataplane only");
@@ -195,7 +199,9 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
     let dp = Arc::new(std::sync::Mutex::new(dp));
     let control = Arc::new(Control::new(&cfg, core, dp.clone()));
     let server = crate::control::ControlServer::bind(&cfg.control_socket).await?;
-    let control_task = tokio::spawn(server.run(control, cancel.clone()));
+    let control_task = tokio::spawn(server.run(control.clone(), cancel.clone()));
+    let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
+    let metrics_task = tokio::spawn(metrics.run(control, cancel.clone()));
     println!("smi-proxy: ready");
     signals.wait().await;
     log::info!("stopping");
@@ -205,6 +211,7 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
         let _ = core.await;
     }
     let _ = control_task.await;
+    let _ = metrics_task.await;
     let _ = std::fs::remove_file(&cfg.control_socket);
     drop(dp);
     log::info!(
@@ -217,6 +224,7 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
 /// What the control socket can see and change in the running daemon.
 struct Control {
     core: Option<Arc<crate::logic::Core>>,
+    listener: Option<Arc<crate::smi::director::ListenerStats>>,
     dataplane: Arc<std::sync::Mutex<Dataplane>>,
     config: std::sync::Mutex<crate::config::ProxyConfig>,
     health_window: Duration,
@@ -225,9 +233,16 @@ struct Control {
 impl Control {
     fn new(
         cfg: &DaemonConfig,
-        core: Option<Arc<crate::logic::Core>>,
+        director: Option<(
+            Arc<crate::logic::Core>,
+            Arc<crate::smi::director::ListenerStats>,
+        )>,
         dataplane: Arc<std::sync::Mutex<Dataplane>>,
     ) -> Self {
+        let (core, listener) = match director {
+            Some((c, l)) => (Some(c), Some(l)),
+            None => (None, None),
+        };
         let config = crate::config::ProxyConfig {
             interfaces: cfg.ifaces.clone(),
             netns: cfg.netns.clone(),
@@ -240,6 +255,7 @@ impl Control {
         };
         Self {
             core,
+            listener,
             dataplane,
             config: std::sync::Mutex::new(config),
             health_window: Duration::from_secs(cfg.health_window),
@@ -331,6 +347,75 @@ impl crate::control::ControlHandler for Control {
     }
 }
 
+impl crate::metrics::MetricsSource for Control {
+    fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = crate::metrics::Exposition::new();
+        let dp = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(counters) = dp.counters() {
+            let mut f = out.counter(
+                "smi_proxy_xdp_frames_total",
+                "Frames seen by the XDP classifier, by class and verdict or reason.",
+            );
+            for (name, value) in proxy_common::counter::NAMES.iter().zip(counters) {
+                f.sample(&[("counter", name)], value);
+            }
+        }
+        if let Ok(entries) = dp.table().entries() {
+            let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+            for (_, e) in &entries {
+                *by_state.entry(dataplane::state_name(e.state)).or_default() += 1;
+            }
+            let mut f = out.gauge(
+                "smi_proxy_kernel_clients",
+                "Clients in the kernel map, by dataplane state.",
+            );
+            for (state, n) in by_state {
+                f.sample(&[("state", state)], n);
+            }
+        }
+        drop(dp);
+        if let Some(core) = &self.core {
+            let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+            for r in core.records() {
+                *by_state.entry(r.state.token()).or_default() += 1;
+            }
+            let mut f = out.gauge(
+                "smi_proxy_clients",
+                "Clients in the proxy database, by entry state.",
+            );
+            for (state, n) in by_state {
+                f.sample(&[("state", state)], n);
+            }
+            let t = core.tftp_stats();
+            out.counter("smi_proxy_tftp_bytes_served_total", "Bytes served by TFTP.")
+                .value(t.bytes_served());
+            out.counter(
+                "smi_proxy_tftp_transfers_total",
+                "TFTP transfers, by outcome.",
+            )
+            .sample(&[("outcome", "started")], t.transfers_started())
+            .sample(&[("outcome", "completed")], t.transfers_completed())
+            .sample(&[("outcome", "failed")], t.transfers_failed());
+        }
+        if let Some(l) = &self.listener {
+            out.counter(
+                "smi_proxy_smi_inbound_total",
+                "Connections and messages on the director's 4786 listener.",
+            )
+            .sample(&[("event", "accepted")], l.accepted.load(Relaxed))
+            .sample(&[("event", "refused_busy")], l.refused_busy.load(Relaxed))
+            .sample(&[("event", "message")], l.messages.load(Relaxed))
+            .sample(&[("event", "unknown_type")], l.unknown.load(Relaxed))
+            .sample(&[("event", "malformed")], l.malformed.load(Relaxed));
+        }
+        out.finish()
+    }
+}
+
 /// Binds the director's sockets on `ip` (TFTP 69, SMI 4786, telnet 19140),
 /// opens the proxy database, stages the tailored configuration and starts
 /// the proxy core. Returns the core's task.
@@ -340,7 +425,11 @@ async fn start_director(
     table: crate::dataplane::ClientTable,
     dataplane: tokio::sync::mpsc::Receiver<Vec<DataplaneEvent>>,
     cancel: CancellationToken,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<crate::logic::Core>)> {
+) -> anyhow::Result<(
+    tokio::task::JoinHandle<()>,
+    Arc<crate::logic::Core>,
+    Arc<crate::smi::director::ListenerStats>,
+)> {
     use crate::smi::{director, tailored, telnet, tftp};
     let store = crate::store::Store::open(&cfg.state_dir)
         .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
@@ -375,10 +464,11 @@ async fn start_director(
         .await
         .with_context(|| format!("SMI listener on {ip}:4786"))?;
     let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel(256);
+    let listener_stats = Arc::new(director::ListenerStats::default());
     tokio::spawn(director::listen(
         smi,
         limits,
-        Arc::new(director::ListenerStats::default()),
+        listener_stats.clone(),
         inbound_tx,
         cancel.clone(),
     ));
@@ -438,7 +528,7 @@ async fn start_director(
         jobs: jobs_rx,
         reports: reports_rx,
     };
-    Ok((tokio::spawn(core.clone().run(inputs)), core))
+    Ok((tokio::spawn(core.clone().run(inputs)), core, listener_stats))
 }
 
 /// SIGTERM and SIGINT, registered at start.

@@ -239,3 +239,22 @@ pub fn control_command(socket: &Path, verb: &str, args: &[&str]) -> anyhow::Resu
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The daemon's `/metrics` text, fetched from inside the proxy namespace.
+pub fn metrics(topo: &Topology) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let _in = topo.px.enter()?;
+    let mut s = std::net::TcpStream::connect("127.0.0.1:9786")?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// The value of one sample in a Prometheus text exposition, e.g.
+/// `metric(text, "smi_proxy_xdp_frames_total{counter=\"smi_pass\"}")`.
+pub fn metric(text: &str, sample: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample))
+        .and_then(|rest| rest.trim().parse().ok())
+}

@@ -272,3 +272,136 @@ fn pnp_jobs_become_smi_operations() {
     });
     daemon.stop().expect("clean stop");
 }
+
+#[test]
+fn hostile_peers_leave_the_proxy_serving() {
+    use proxy_tests::emulator::{SwitchConfig, net::tcp_connect_in};
+    use proxy_tests::frames::smi_header;
+    require_root();
+    let p = unique_prefix("smh");
+    let topo = Topology::build(&p).expect("topology");
+    let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
+    let rt = runtime();
+    rt.block_on(async {
+        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
+            &format!("{p}dhcp"),
+            topo.sw.name(),
+            "sw0",
+            PROXY_IP,
+        ))
+        .await
+        .expect("DHCP server");
+        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 2))
+            .await
+            .expect("emulator");
+        wait_events(&mut emu, 2, Duration::from_secs(60), |e| {
+            matches!(e, Event::TelnetDone { .. })
+        })
+        .await;
+        let admitted = emu.switch(0).clone();
+        let proxy = SocketAddr::from((PROXY_IP, 4786));
+
+        // An oversize length word from an admitted client: dropped in XDP.
+        let mut oversize = smi_header(4, 0, 3, 0x7fff_ffff);
+        oversize.extend_from_slice(&[0; 8]);
+        let ex = admitted
+            .connect_smi_to(PROXY_IP, &oversize)
+            .await
+            .expect("oversize");
+        assert!(ex.reply.is_empty());
+        // Garbage: reaches the listener, which refuses it and closes.
+        let ex = admitted
+            .connect_smi_to(PROXY_IP, b"GET / HTTP/1.0\r\n\r\nxxxxxxxx")
+            .await
+            .expect("garbage");
+        assert!(ex.reply.is_empty() && ex.closed, "closed silently: {ex:?}");
+        // 1,000 simultaneous connects, held open without a byte (half-open).
+        let mut held = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..1000 {
+            let ns = admitted.netns().to_owned();
+            tasks.spawn(async move { tcp_connect_in(&ns, proxy, Duration::from_secs(10)).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Ok(stream)) = r {
+                held.push(stream);
+            }
+        }
+        assert!(
+            held.len() > 256,
+            "connects mostly succeed at TCP level: {}",
+            held.len()
+        );
+        // A host the proxy never admitted (own MAC, static address): XDP drops its SYNs.
+        let stranger = proxy_tests::netns::NetNs::new(&format!("{p}x")).expect("netns");
+        topo.sw
+            .ip(&[
+                "link",
+                "add",
+                "mvx",
+                "link",
+                "sw0",
+                "address",
+                "02:66:00:00:00:01",
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ])
+            .expect("macvlan");
+        topo.sw
+            .ip(&["link", "set", "mvx", "netns", stranger.name()])
+            .expect("move");
+        stranger
+            .ip(&["addr", "add", "192.0.2.99/24", "dev", "mvx"])
+            .expect("address");
+        stranger.ip(&["link", "set", "mvx", "up"]).expect("up");
+        assert!(
+            tcp_connect_in(stranger.name(), proxy, Duration::from_secs(2))
+                .await
+                .is_err()
+        );
+        drop(held);
+
+        // The proxy still serves: a switch that boots now is identified.
+        let mut late_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &format!("{p}l"), 0);
+        late_cfg.switches = vec![SwitchConfig::numbered(100)];
+        let mut late = Emulator::start(late_cfg).await.expect("late emulator");
+        wait_events(&mut late, 1, Duration::from_secs(60), |e| {
+            matches!(e, Event::TelnetDone { .. })
+        })
+        .await;
+        let udi = late
+            .switch(0)
+            .show_version()
+            .udi()
+            .expect("udi")
+            .to_string();
+        proxy_db_until(&topo, Duration::from_secs(20), |v| {
+            v["entries"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["udi"] == udi.as_str()))
+        })
+        .await;
+
+        let m = lab::metrics(&topo).expect("metrics");
+        let get = |s: &str| lab::metric(&m, s).unwrap_or(0);
+        assert!(
+            get("smi_proxy_xdp_frames_total{counter=\"smi_drop_oversize\"}") >= 1,
+            "{m}"
+        );
+        assert!(
+            get("smi_proxy_xdp_frames_total{counter=\"smi_drop_not_admitted\"}") >= 1,
+            "{m}"
+        );
+        assert!(
+            get("smi_proxy_smi_inbound_total{event=\"malformed\"}") >= 1,
+            "{m}"
+        );
+        assert!(
+            get("smi_proxy_smi_inbound_total{event=\"refused_busy\"}") >= 1,
+            "{m}"
+        );
+    });
+    daemon.stop().expect("clean stop");
+}

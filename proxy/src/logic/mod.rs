@@ -532,6 +532,11 @@ impl Core {
             .map_err(|e| e.to_string())
     }
 
+    /// TFTP transfer counters.
+    pub fn tftp_stats(&self) -> Arc<crate::smi::tftp::TftpStats> {
+        self.staging.stats()
+    }
+
     /// The staging area.
     pub(crate) fn staging(&self) -> &Staging {
         &self.staging
