@@ -41,6 +41,10 @@ pub struct DaemonConfig {
     /// Refuse generic (SKB) XDP when native attach fails.
     #[arg(long)]
     pub native_only: bool,
+    /// Leave the XDP classifier attached when the daemon stops (it keeps
+    /// learning clients; the next daemon takes its pinned link over).
+    #[arg(long)]
+    pub keep_xdp: bool,
     /// Admit these MACs for SMI at start (aa:bb:cc:dd:ee:ff), e.g. for tests.
     #[arg(long = "admit")]
     pub admit: Vec<String>,
@@ -149,6 +153,7 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
         policy: cfg.policy(),
         skb_fallback: !cfg.native_only,
         object: None,
+        keep_attached: cfg.keep_xdp,
     })?;
     let table = dp.table();
     let known = table.entries()?.len();
@@ -215,7 +220,12 @@ async fn run_async(cfg: DaemonConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&cfg.control_socket);
     drop(dp);
     log::info!(
-        "XDP detached; client table kept pinned under {}",
+        "XDP {}; client table kept pinned under {}",
+        if cfg.keep_xdp {
+            "left attached"
+        } else {
+            "detached"
+        },
         cfg.pin_dir.display()
     );
     Ok(())

@@ -405,3 +405,48 @@ fn hostile_peers_leave_the_proxy_serving() {
     });
     daemon.stop().expect("clean stop");
 }
+
+#[test]
+fn daemon_killed_mid_onboarding_loses_nothing() {
+    require_root();
+    let p = unique_prefix("smk");
+    let topo = Topology::build(&p).expect("topology");
+    let rt = runtime();
+    rt.block_on(async {
+        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
+            &format!("{p}dhcp"),
+            topo.sw.name(),
+            "sw0",
+            PROXY_IP,
+        ))
+        .await
+        .expect("DHCP server");
+        let mut daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
+        let mut cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &p, 30);
+        cfg.boot_spread = Duration::from_secs(3);
+        let mut emu = Emulator::start(cfg).await.expect("emulator");
+        // kill -9 twice while switches are being identified, by progress.
+        for _ in 0..2 {
+            wait_events(&mut emu, 8, Duration::from_secs(120), |e| {
+                matches!(e, Event::TelnetDone { .. })
+            })
+            .await;
+            daemon.kill9().expect("kill -9");
+            daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("restart");
+        }
+        let db = proxy_db_until(&topo, Duration::from_secs(180), |v| udis_known(v) == 30).await;
+        let entries = db["entries"].as_array().expect("entries");
+        assert_eq!(
+            entries.len(),
+            30,
+            "one entry per switch, none lost, none duplicated"
+        );
+        for sw in emu.switches() {
+            let c = sw.config();
+            let mac = proxy::store::Mac(c.mac).to_string();
+            let n = entries.iter().filter(|e| e["mac"] == mac.as_str()).count();
+            assert_eq!(n, 1, "{mac} appears once");
+        }
+        daemon.stop().expect("clean stop");
+    });
+}

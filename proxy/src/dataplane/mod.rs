@@ -114,6 +114,8 @@ pub enum AttachMode {
     Native,
     /// Generic (SKB) XDP, the slower fallback.
     Generic,
+    /// The link a previous daemon left pinned, now running this program.
+    Reused,
 }
 
 impl std::fmt::Display for AttachMode {
@@ -121,6 +123,7 @@ impl std::fmt::Display for AttachMode {
         f.write_str(match self {
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Reused => "reused pinned link",
         })
     }
 }
@@ -138,6 +141,8 @@ pub struct Options {
     pub skb_fallback: bool,
     /// Object file to load instead of the embedded one.
     pub object: Option<PathBuf>,
+    /// Leave the classifier attached (its link pinned) when the daemon stops.
+    pub keep_attached: bool,
 }
 
 impl Default for Options {
@@ -148,6 +153,7 @@ impl Default for Options {
             policy: Policy::default(),
             skb_fallback: true,
             object: None,
+            keep_attached: false,
         }
     }
 }
@@ -161,6 +167,23 @@ pub struct Dataplane {
     events: Option<RingBuf<MapData>>,
     attached: Vec<(String, AttachMode)>,
     skb_fallback: bool,
+    pin_dir: PathBuf,
+    link_pins: Vec<PathBuf>,
+    keep_attached: bool,
+    last_link: Option<aya::programs::xdp::XdpLinkId>,
+}
+
+impl Drop for Dataplane {
+    /// A clean stop detaches the classifier (its pinned links are removed)
+    /// unless asked to keep it attached.
+    fn drop(&mut self) {
+        if self.keep_attached {
+            return;
+        }
+        for pin in &self.link_pins {
+            let _ = std::fs::remove_file(pin);
+        }
+    }
 }
 
 /// Checks that this process can load BPF at all, with a clear error if not.
@@ -272,6 +295,10 @@ impl Dataplane {
             events: Some(events),
             attached: Vec::new(),
             skb_fallback: opts.skb_fallback,
+            pin_dir: opts.pin_dir.clone(),
+            link_pins: Vec::new(),
+            keep_attached: opts.keep_attached,
+            last_link: None,
         })
     }
 
@@ -285,12 +312,77 @@ impl Dataplane {
 
     /// Attaches to `iface` in native mode, falling back to generic mode (with
     /// a warning) when allowed. Returns the mode it got.
+    ///
+    /// The link is pinned under the pin directory, so that a daemon that
+    /// dies (kill -9) leaves the classifier running and learning; the next
+    /// daemon swaps its own program into that link atomically.
     pub fn attach(&mut self, iface: &str) -> Result<AttachMode, DataplaneError> {
+        let pin = self.pin_dir.join(format!("link_{iface}"));
+        let mode = self.attach_fresh_or_reuse(iface, &pin)?;
+        self.link_pins.push(pin);
+        self.attached.push((iface.to_owned(), mode));
+        Ok(mode)
+    }
+
+    fn attach_fresh_or_reuse(
+        &mut self,
+        iface: &str,
+        pin: &Path,
+    ) -> Result<AttachMode, DataplaneError> {
+        use aya::programs::links::{FdLink, PinnedLink};
+        use aya::programs::xdp::XdpLink;
+        if let Ok(pinned) = PinnedLink::from_pin(pin) {
+            let prog = self.program()?;
+            let reused = XdpLink::try_from(FdLink::from(pinned))
+                .map_err(|e| error_chain(&e))
+                .and_then(|link| prog.attach_to_link(link).map_err(|e| error_chain(&e)));
+            match reused {
+                Ok(_) => {
+                    log::info!("XDP on {iface}: took over the link a previous daemon left pinned");
+                    return Ok(AttachMode::Reused);
+                }
+                Err(e) => {
+                    log::warn!(
+                        "XDP on {iface}: pinned link {} unusable ({e}); attaching anew",
+                        pin.display()
+                    );
+                    let _ = std::fs::remove_file(pin);
+                }
+            }
+        }
+        let mode = self.attach_new(iface)?;
+        self.pin_link(iface, pin);
+        Ok(mode)
+    }
+
+    /// Pins the newest link of the program (best effort: a netlink-based
+    /// attachment cannot be pinned, and then dies with the daemon).
+    fn pin_link(&mut self, iface: &str, pin: &Path) {
+        use aya::programs::links::FdLink;
+        use aya::programs::xdp::XdpLink;
+        let Some(id) = self.last_link.take() else {
+            return;
+        };
+        let Ok(prog) = self.program() else { return };
+        let Ok(link) = prog.take_link(id) else { return };
+        let pinned = FdLink::try_from(link)
+            .map_err(|e| error_chain(&e))
+            .and_then(|fd| fd.pin(pin).map_err(|e| error_chain(&e)))
+            .and_then(|p| XdpLink::try_from(FdLink::from(p)).map_err(|e| error_chain(&e)));
+        match pinned.and_then(|link| prog.attach_to_link(link).map_err(|e| error_chain(&e))) {
+            Ok(_) => log::debug!("XDP link of {iface} pinned at {}", pin.display()),
+            Err(e) => {
+                log::warn!("XDP link of {iface} not pinned ({e}): it will not outlive the daemon")
+            }
+        }
+    }
+
+    fn attach_new(&mut self, iface: &str) -> Result<AttachMode, DataplaneError> {
         let fallback = self.skb_fallback;
         let prog = self.program()?;
         let native = match prog.attach(iface, XdpMode::Driver) {
-            Ok(_) => {
-                self.attached.push((iface.to_owned(), AttachMode::Native));
+            Ok(id) => {
+                self.last_link = Some(id);
                 log::info!("XDP attached to {iface} in native mode");
                 return Ok(AttachMode::Native);
             }
@@ -307,11 +399,11 @@ impl Dataplane {
             });
         }
         match prog.attach(iface, XdpMode::Skb) {
-            Ok(_) => {
+            Ok(id) => {
+                self.last_link = Some(id);
                 log::warn!(
                     "XDP on {iface}: native mode refused ({native}); attached in generic (SKB) mode, which is slower"
                 );
-                self.attached.push((iface.to_owned(), AttachMode::Generic));
                 Ok(AttachMode::Generic)
             }
             Err(e) => Err(DataplaneError::AttachRefused {

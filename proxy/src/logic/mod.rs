@@ -212,6 +212,23 @@ impl Core {
     /// gets a kernel entry; identified clients get their agent back, and
     /// clients with an address but no UDI are onboarded again.
     fn resume(self: &Arc<Self>) {
+        // Clients the kernel learned while no daemon read its events (e.g.
+        // after a kill -9): the pinned map has them, the database may not.
+        match self.table.entries() {
+            Ok(entries) => {
+                for (mac, e) in entries {
+                    let mac = Mac(mac);
+                    let mut rec = ClientRecord::new(mac, now());
+                    rec.vlan = e.vlan;
+                    self.insert(rec);
+                    let ip = Ipv4Addr::from(e.ipv4);
+                    if !ip.is_unspecified() && self.record(mac).is_some_and(|r| r.ip.is_none()) {
+                        self.update(mac, |r| r.ip = Some(ip));
+                    }
+                }
+            }
+            Err(e) => log::warn!(target: "smi_proxy", "cannot read the kernel client table: {e}"),
+        }
         for rec in self.records() {
             let kernel = self.table.get(rec.mac.0).ok().flatten();
             if kernel.is_none() {
