@@ -152,37 +152,34 @@ fn client_ip(core: &Core, mac: Mac) -> Result<std::net::Ipv4Addr, String> {
         .ok_or_else(|| "client gone: no address known".to_string())
 }
 
-fn set_config_status(core: &Core, mac: Mac, status: JobStatus, reason: Option<String>) {
-    let now = super::now();
-    core.update(mac, move |r| {
-        r.job.method = Some(match r.job.method {
-            Some(Method::ImageUpgrade) | Some(Method::ZeroTouch) => Method::ZeroTouch,
-            _ => Method::ConfigUpgrade,
-        });
-        r.job.config.status = status;
-        r.job.config.fail_reason = reason;
-        if status == JobStatus::Upgraded {
-            r.job.config.downloaded_at = Some(now);
-        }
-        r.state = match status {
-            JobStatus::Upgrading => EntryState::Upgrading,
-            JobStatus::Failed => EntryState::Failed,
-            _ => EntryState::Done,
-        };
-    });
+/// Which file of a client's download job a status is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum File {
+    Config,
+    Image,
 }
 
-fn set_image_status(core: &Core, mac: Mac, status: JobStatus, reason: Option<String>) {
+/// Records the progress of one file of the client's download job (the
+/// `show vstack download-status` columns) and the entry state it implies.
+fn set_status(core: &Core, mac: Mac, file: File, status: JobStatus, reason: Option<String>) {
     let now = super::now();
     core.update(mac, move |r| {
+        let (alone, other) = match file {
+            File::Config => (Method::ConfigUpgrade, Method::ImageUpgrade),
+            File::Image => (Method::ImageUpgrade, Method::ConfigUpgrade),
+        };
         r.job.method = Some(match r.job.method {
-            Some(Method::ConfigUpgrade) | Some(Method::ZeroTouch) => Method::ZeroTouch,
-            _ => Method::ImageUpgrade,
+            Some(m) if m == other || m == Method::ZeroTouch => Method::ZeroTouch,
+            _ => alone,
         });
-        r.job.image.status = status;
-        r.job.image.fail_reason = reason;
+        let transfer = match file {
+            File::Config => &mut r.job.config,
+            File::Image => &mut r.job.image,
+        };
+        transfer.status = status;
+        transfer.fail_reason = reason;
         if status == JobStatus::Upgraded {
-            r.job.image.downloaded_at = Some(now);
+            transfer.downloaded_at = Some(now);
         }
         r.state = match status {
             JobStatus::Upgrading => EntryState::Upgrading,
@@ -193,11 +190,17 @@ fn set_image_status(core: &Core, mac: Mac, status: JobStatus, reason: Option<Str
 }
 
 async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
-    set_config_status(core, mac, JobStatus::Upgrading, None);
+    set_status(core, mac, File::Config, JobStatus::Upgrading, None);
     let result = config_upgrade_steps(core, mac, c).await;
     match &result {
-        Ok(()) => set_config_status(core, mac, JobStatus::Upgraded, None),
-        Err(reason) => set_config_status(core, mac, JobStatus::Failed, Some(reason.clone())),
+        Ok(()) => set_status(core, mac, File::Config, JobStatus::Upgraded, None),
+        Err(reason) => set_status(
+            core,
+            mac,
+            File::Config,
+            JobStatus::Failed,
+            Some(reason.clone()),
+        ),
     }
     result
 }
@@ -232,11 +235,17 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
 }
 
 async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
-    set_image_status(core, mac, JobStatus::Upgrading, None);
+    set_status(core, mac, File::Image, JobStatus::Upgrading, None);
     let result = image_install_steps(core, mac, i).await;
     match &result {
-        Ok(()) => set_image_status(core, mac, JobStatus::Upgraded, None),
-        Err(reason) => set_image_status(core, mac, JobStatus::Failed, Some(reason.clone())),
+        Ok(()) => set_status(core, mac, File::Image, JobStatus::Upgraded, None),
+        Err(reason) => set_status(
+            core,
+            mac,
+            File::Image,
+            JobStatus::Failed,
+            Some(reason.clone()),
+        ),
     }
     result
 }
