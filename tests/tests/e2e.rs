@@ -65,6 +65,23 @@ async fn proxy_db_until(
     }
 }
 
+/// The lab's site DHCP server, on the switches' segment.
+async fn site_dhcp(topo: &Topology) -> DhcpServer {
+    let cfg = DhcpServerConfig::new(
+        &format!("{}dhcp", topo.prefix),
+        topo.sw.name(),
+        "sw0",
+        PROXY_IP,
+    );
+    DhcpServer::start(cfg).await.expect("DHCP server")
+}
+
+/// `n` emulated switches of the default mix on the lab's segment.
+async fn switches(topo: &Topology, n: u32) -> Emulator {
+    let cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &topo.prefix, n);
+    Emulator::start(cfg).await.expect("emulator")
+}
+
 fn udis_known(v: &serde_json::Value) -> usize {
     v["entries"]
         .as_array()
@@ -80,17 +97,8 @@ fn fifty_switches_are_discovered_admitted_and_identified() {
     let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
     let rt = runtime();
     rt.block_on(async {
-        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
-            &format!("{p}dhcp"),
-            topo.sw.name(),
-            "sw0",
-            PROXY_IP,
-        ))
-        .await
-        .expect("DHCP server");
-        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 50))
-            .await
-            .expect("emulator");
+        let _dhcp = site_dhcp(&topo).await;
+        let mut emu = switches(&topo, 50).await;
         wait_events(&mut emu, 50, Duration::from_secs(240), |e| {
             matches!(e, Event::TelnetDone { .. })
         })
@@ -186,17 +194,8 @@ fn pnp_jobs_become_smi_operations() {
     )
     .expect("daemon");
     rt.block_on(async {
-        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
-            &format!("{p}dhcp"),
-            topo.sw.name(),
-            "sw0",
-            PROXY_IP,
-        ))
-        .await
-        .expect("DHCP server");
-        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 2))
-            .await
-            .expect("emulator");
+        let _dhcp = site_dhcp(&topo).await;
+        let mut emu = switches(&topo, 2).await;
         // Each switch: the site config lands, then the image, then it reloads.
         wait_events(&mut emu, 2, Duration::from_secs(300), |e| {
             matches!(e, Event::Reloaded { .. })
@@ -283,17 +282,8 @@ fn hostile_peers_leave_the_proxy_serving() {
     let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
     let rt = runtime();
     rt.block_on(async {
-        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
-            &format!("{p}dhcp"),
-            topo.sw.name(),
-            "sw0",
-            PROXY_IP,
-        ))
-        .await
-        .expect("DHCP server");
-        let mut emu = Emulator::start(EmulatorConfig::new(topo.sw.name(), "sw0", &p, 2))
-            .await
-            .expect("emulator");
+        let _dhcp = site_dhcp(&topo).await;
+        let mut emu = switches(&topo, 2).await;
         wait_events(&mut emu, 2, Duration::from_secs(60), |e| {
             matches!(e, Event::TelnetDone { .. })
         })
@@ -413,14 +403,7 @@ fn daemon_killed_mid_onboarding_loses_nothing() {
     let topo = Topology::build(&p).expect("topology");
     let rt = runtime();
     rt.block_on(async {
-        let _dhcp = DhcpServer::start(DhcpServerConfig::new(
-            &format!("{p}dhcp"),
-            topo.sw.name(),
-            "sw0",
-            PROXY_IP,
-        ))
-        .await
-        .expect("DHCP server");
+        let _dhcp = site_dhcp(&topo).await;
         let mut daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
         let mut cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &p, 30);
         cfg.boot_spread = Duration::from_secs(3);
