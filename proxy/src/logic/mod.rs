@@ -521,12 +521,15 @@ impl Core {
         }
     }
 
-    /// Marks the client upgrading in the kernel and waits for it to reload
-    /// (a DHCP discover), then probes and re-admits it.
-    pub(crate) async fn await_reload(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.waiters).restarts.insert(mac, tx);
-        match tokio::time::timeout(self.cfg.reload_timeout, rx).await {
+    /// Waits for the restart registered by [`Core::expect_reload`] (a DHCP
+    /// discover while upgrading), then probes and re-admits the client.
+    pub(crate) async fn await_reload(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+        restarted: oneshot::Receiver<()>,
+    ) -> Result<(), String> {
+        match tokio::time::timeout(self.cfg.reload_timeout, restarted).await {
             Ok(Ok(())) => {}
             _ => {
                 lock(&self.waiters).restarts.remove(&mac);
@@ -541,12 +544,17 @@ impl Core {
         self.probe_and_admit_within(mac, ip, 16).await
     }
 
-    /// Registers interest in the client's reload before the message that
-    /// causes it is sent.
-    pub(crate) fn expect_reload(&self, mac: Mac) -> Result<(), String> {
+    /// Marks the client upgrading in the kernel (so that XDP reports its
+    /// next DHCP discover as a restart) and registers the waiter for that
+    /// restart. Called before the message that causes the reload is sent:
+    /// a switch may reload before its download's completion is processed.
+    pub(crate) fn expect_reload(&self, mac: Mac) -> Result<oneshot::Receiver<()>, String> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).restarts.insert(mac, tx);
         self.table
             .set_state(mac.0, state::UPGRADING)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(rx)
     }
 
     /// TFTP transfer counters.

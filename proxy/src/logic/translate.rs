@@ -221,15 +221,17 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
         url: file.url(core.config().proxy_ip.into()),
         reload: reload.then(Core::reload_time),
     };
-    if reload {
-        core.expect_reload(mac)?;
-    }
+    let restarted = if reload {
+        Some(core.expect_reload(mac)?)
+    } else {
+        None
+    };
     let delivered = core.deliver(mac, ip, file.clone(), msg).await;
     // The configuration may hold secrets: it is served once.
     core.staging().unstage(file.path());
     delivered?;
-    if reload {
-        core.await_reload(mac, ip).await?;
+    if let Some(restarted) = restarted {
+        core.await_reload(mac, ip, restarted).await?;
     }
     Ok(())
 }
@@ -277,12 +279,12 @@ async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Re
         url: list.url(core.config().proxy_ip.into()),
         reload: ImageReload::Immediate,
     };
-    core.expect_reload(mac)?;
+    let restarted = core.expect_reload(mac)?;
     let delivered = core.deliver(mac, ip, image.clone(), msg).await;
     core.staging().unstage(list.path());
     core.staging().unstage(image.path());
     delivered?;
-    core.await_reload(mac, ip).await?;
+    core.await_reload(mac, ip, restarted).await?;
     // Learn the new version the way the first one was learned.
     core.identify(mac, ip).await
 }
