@@ -61,26 +61,14 @@ impl Topology {
         pnp.ip(&["addr", "add", &format!("{PNP_IP}/24"), "dev", "eth0"])?;
         // Many switches ARP for the proxy at once.
         for ns in [&sw, &px] {
-            let _ = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns.name(),
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.neigh.default.gc_thresh3=65536",
-                ])
-                .output();
-            let _ = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns.name(),
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.neigh.default.gc_thresh2=32768",
-                ])
-                .output();
+            for setting in [
+                "net.ipv4.neigh.default.gc_thresh3=65536",
+                "net.ipv4.neigh.default.gc_thresh2=32768",
+            ] {
+                let _ = Command::new("ip")
+                    .args(["netns", "exec", ns.name(), "sysctl", "-qw", setting])
+                    .output();
+            }
         }
         let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
         let _ = std::fs::remove_dir_all(&state_dir);
