@@ -71,6 +71,13 @@ struct Runtime {
     agent: Option<CancellationToken>,
 }
 
+/// Wait before onboarding a client again after it failed (a switch busy
+/// booting, a lost probe in a boot storm); doubles after each failure.
+const ONBOARD_RETRY_FIRST: Duration = Duration::from_secs(5);
+/// Longest wait between onboarding attempts: a client that is not SMI
+/// capable costs one probe round every this often.
+const ONBOARD_RETRY_MAX: Duration = Duration::from_secs(300);
+
 /// The proxy core, shared by its tasks.
 pub struct Core {
     cfg: CoreConfig,
@@ -341,7 +348,9 @@ impl Core {
         }
     }
 
-    /// Starts probing and identifying `mac` at `ip`, unless already running.
+    /// Starts probing and identifying `mac` at `ip`, unless already running;
+    /// a failed attempt is retried with a growing wait until it succeeds or
+    /// the daemon stops.
     fn start_onboarding(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr) {
         {
             let mut rt = lock(&self.runtime);
@@ -353,9 +362,19 @@ impl Core {
         }
         let core = self.clone();
         tokio::spawn(async move {
-            let result = core.onboard(mac, ip).await;
-            if let Err(e) = result {
-                log::warn!(target: "smi_proxy", "{mac}: onboarding stopped: {e}");
+            let mut wait = ONBOARD_RETRY_FIRST;
+            loop {
+                // A new lease may have moved the client meanwhile.
+                let ip = core.record(mac).and_then(|r| r.ip).unwrap_or(ip);
+                let Err(e) = core.onboard(mac, ip).await else {
+                    break;
+                };
+                log::warn!(target: "smi_proxy", "{mac}: onboarding failed: {e}; retrying in {} s", wait.as_secs());
+                tokio::select! {
+                    () = core.cancel.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(ONBOARD_RETRY_MAX);
             }
             if let Some(rt) = lock(&core.runtime).get_mut(&mac) {
                 rt.onboarding = false;
