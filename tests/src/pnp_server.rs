@@ -16,8 +16,14 @@
 //! [`PnpServer::wait_for`] waits for a condition on it). [`WireOptions`]
 //! switch to openpnpy's prefixed namespace form and to the alternative
 //! spellings seen in the wild; [`PnpServer::stop_answering`] makes the
-//! server drop connections for a while.
-use std::collections::HashMap;
+//! server drop connections for a while, and [`PnpServer::stop_listening`]
+//! closes its listening socket (connects are refused) until
+//! [`PnpServer::listen_again`]. [`PnpServer::push_raw_answer`] answers a
+//! UDI's next work-request with any bytes (hostile XML for fault tests).
+//! [`PnpServer::set_redeliver_unanswered`] keeps a job outstanding until its
+//! work-response (or a fault) arrives and sends it again meanwhile, as a
+//! server that tracks its jobs does when an agent restarts mid-job.
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -406,6 +412,14 @@ struct State {
     log: Vec<LogEntry>,
     hellos: u64,
     answering: Answering,
+    /// Raw bodies answered to a UDI's next work-requests, before its script.
+    raw_answers: HashMap<Udi, VecDeque<Bytes>>,
+    /// Send an unanswered job again instead of the next step.
+    redeliver: bool,
+    /// The job each UDI was sent and has not answered yet (with `redeliver`).
+    outstanding: HashMap<Udi, Step>,
+    /// Jobs sent again.
+    redelivered: u64,
 }
 
 #[derive(Debug)]
@@ -422,6 +436,14 @@ struct Inner {
 #[error("the test PnP server is not answering")]
 struct NotAnswering;
 
+/// The accept loop in progress: its token (also held by the connections
+/// it accepted) and its task.
+#[derive(Debug)]
+struct Listening {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
 /// A running PnP test server; stops when dropped.
 #[derive(Debug)]
 pub struct PnpServer {
@@ -430,6 +452,8 @@ pub struct PnpServer {
     cert_pem: Option<String>,
     https: bool,
     cancel: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    listening: Mutex<Option<Listening>>,
 }
 
 impl Drop for PnpServer {
@@ -518,6 +542,10 @@ impl PnpServer {
                 log: Vec::new(),
                 hellos: 0,
                 answering: Answering::Yes,
+                raw_answers: HashMap::new(),
+                redeliver: false,
+                outstanding: HashMap::new(),
+                redelivered: 0,
             }),
             changed: watch::Sender::new(0),
             base: base.trim_end_matches('/').to_owned(),
@@ -525,19 +553,118 @@ impl PnpServer {
             wire: config.wire,
         });
         let cancel = CancellationToken::new();
-        tokio::spawn(accept_loop(
-            listener,
-            tls.map(tokio_rustls::TlsAcceptor::from),
-            Arc::clone(&inner),
-            cancel.clone(),
-        ));
-        Ok(Self {
+        let server = Self {
             inner,
             addr,
             cert_pem,
             https: config.https,
             cancel,
-        })
+            tls,
+            listening: Mutex::new(None),
+        };
+        server.serve(listener);
+        Ok(server)
+    }
+
+    /// Starts the accept loop on `listener`, with a token of its own so
+    /// that [`PnpServer::stop_listening`] ends it and its connections.
+    fn serve(&self, listener: TcpListener) {
+        let cancel = self.cancel.child_token();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            Arc::clone(&self.inner),
+            cancel.clone(),
+        ));
+        *self.listening.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Listening { cancel, task });
+    }
+
+    /// Closes the listening socket and every open connection, and returns
+    /// once the socket is closed: from then on connects are refused (RST)
+    /// until [`PnpServer::listen_again`]. Returns false if it was not
+    /// listening.
+    pub async fn stop_listening(&self) -> bool {
+        let listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(listening) = listening else {
+            return false;
+        };
+        listening.cancel.cancel();
+        // The loop owns the listener: it is closed when the task ends.
+        let _ = listening.task.await;
+        true
+    }
+
+    /// Whether the listening socket is open.
+    pub fn is_listening(&self) -> bool {
+        self.listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Binds the same address again after [`PnpServer::stop_listening`]
+    /// (nothing to do if listening). The socket is made by the calling
+    /// thread, so call it from the network namespace the server was
+    /// started in (e.g. under [`crate::netns::NetNs::enter`]); needs a
+    /// tokio runtime context.
+    pub fn listen_again(&self) -> Result<(), PnpServerError> {
+        if self.is_listening() {
+            return Ok(());
+        }
+        let bind_err = |source| PnpServerError::Bind {
+            addr: self.addr,
+            source,
+        };
+        let std_listener = std::net::TcpListener::bind(self.addr).map_err(bind_err)?;
+        std_listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
+        self.serve(listener);
+        Ok(())
+    }
+
+    /// Queues `body` as the answer (200, `text/xml`) to the next
+    /// work-request of `udi` that finds no earlier queued answer; the
+    /// script resumes once the queue is empty. For hostile-server tests:
+    /// `body` need not be XML at all.
+    pub fn push_raw_answer(&self, udi: &Udi, body: impl Into<Bytes>) {
+        self.inner
+            .state()
+            .raw_answers
+            .entry(udi.clone())
+            .or_default()
+            .push_back(body.into());
+    }
+
+    /// With `on`, a job stays outstanding from the work-request it answers
+    /// until a work-response or fault comes from its UDI; a work-request
+    /// meanwhile gets the same job again (with the new correlator) instead
+    /// of the next step. Off (the default): each step is sent once.
+    pub fn set_redeliver_unanswered(&self, on: bool) {
+        let mut state = self.inner.state();
+        state.redeliver = on;
+        if !on {
+            state.outstanding.clear();
+        }
+    }
+
+    /// Jobs sent again because their response never came
+    /// ([`PnpServer::set_redeliver_unanswered`]).
+    pub fn redelivered(&self) -> u64 {
+        self.inner.state().redelivered
+    }
+
+    /// Raw answers queued for `udi` and not yet sent.
+    pub fn raw_answers_left(&self, udi: &Udi) -> usize {
+        self.inner
+            .state()
+            .raw_answers
+            .get(udi)
+            .map_or(0, VecDeque::len)
     }
 
     /// The address it listens on.
@@ -878,15 +1005,25 @@ impl Inner {
                 };
                 let correlator = request.correlator.clone();
                 self.record(entry(Some(udi.clone()), Received::WorkRequest(request)));
+                let raw = self
+                    .state()
+                    .raw_answers
+                    .get_mut(&udi)
+                    .and_then(VecDeque::pop_front);
+                if let Some(raw) = raw {
+                    return reply(StatusCode::OK, "text/xml", raw);
+                }
                 let step = self.next_step(&udi);
                 xml(self.encode(&udi, &step, &correlator))
             }
             ("/pnp/WORK-RESPONSE", AgentBody::Response(response)) => {
                 let correlator = response.correlator.clone();
+                self.answered(envelope_udi.as_ref());
                 self.record(entry(envelope_udi.clone(), Received::Response(response)));
                 xml(self.bye(envelope_udi, Some(correlator)))
             }
             ("/pnp/WORK-RESPONSE", AgentBody::Fault(fault)) => {
+                self.answered(envelope_udi.as_ref());
                 self.record(entry(envelope_udi.clone(), Received::Fault(fault)));
                 xml(self.bye(envelope_udi, None))
             }
@@ -903,12 +1040,30 @@ impl Inner {
 
     fn next_step(&self, udi: &Udi) -> Step {
         let mut state = self.state();
+        if state.redeliver
+            && let Some(step) = state.outstanding.get(udi).cloned()
+        {
+            state.redelivered += 1;
+            log::info!("PnP test server: {udi} did not answer {step:?}; sending it again");
+            return step;
+        }
         let default = state.default_script.clone();
-        state
+        let step = state
             .cursors
             .entry(udi.clone())
             .or_insert_with(|| Cursor::new(default))
-            .next_step()
+            .next_step();
+        if state.redeliver && step != Step::Bye {
+            state.outstanding.insert(udi.clone(), step.clone());
+        }
+        step
+    }
+
+    /// A response or fault from `udi` settles its outstanding job.
+    fn answered(&self, udi: Option<&Udi>) {
+        if let Some(udi) = udi {
+            self.state().outstanding.remove(udi);
+        }
     }
 
     fn envelope(&self, udi: Option<Udi>) -> Envelope {

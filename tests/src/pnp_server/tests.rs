@@ -534,6 +534,95 @@ async fn stop_answering_drops_connections_for_a_while() {
     assert_eq!(server.hellos(), 2);
 }
 
+#[tokio::test]
+async fn stop_listening_refuses_connects_until_listen_again() {
+    let server = PnpServer::start(PnpServerConfig::loopback())
+        .await
+        .expect("server");
+    // A keep-alive connection opened before the stop is cut too.
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (mut sender, connection) = client::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    assert!(server.stop_listening().await);
+    assert!(!server.is_listening());
+    assert!(!server.stop_listening().await, "already stopped");
+    let refused = TcpStream::connect(server.addr())
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let request = hyper::Request::get("/pnp/HELLO")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    assert!(sender.send_request(request).await.is_err());
+
+    server.listen_again().expect("same address again");
+    assert!(server.is_listening());
+    server.listen_again().expect("idempotent");
+    let (status, _) = call(server.addr(), Method::GET, "/pnp/HELLO", None)
+        .await
+        .expect("listening again");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.hellos(), 1);
+}
+
+#[tokio::test]
+async fn raw_answers_come_first_then_the_script() {
+    let server = PnpServer::start(PnpServerConfig::loopback())
+        .await
+        .expect("server");
+    server.set_default_script(Script::new(vec![Step::Capability]));
+    server.push_raw_answer(&udi(UDI), "<!DOCTYPE pnp []><pnp/>");
+    server.push_raw_answer(&udi(UDI), vec![b'<'; 3]);
+    assert_eq!(server.raw_answers_left(&udi(UDI)), 2);
+    for expected in [&b"<!DOCTYPE pnp []><pnp/>"[..], b"<<<"] {
+        let (status, body) = call(
+            server.addr(),
+            Method::POST,
+            "/pnp/WORK-REQUEST",
+            Some(work_request_xml(UDI, "c1", None)),
+        )
+        .await
+        .expect("work-request");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], expected);
+    }
+    assert_eq!(server.raw_answers_left(&udi(UDI)), 0);
+    // Other UDIs were never concerned; the script starts where it was.
+    assert_eq!(job(&ask(&server, OTHER, "c2").await, "c2"), Job::Capability);
+    assert_eq!(job(&ask(&server, UDI, "c3").await, "c3"), Job::Capability);
+    assert_eq!(server.log(&udi(UDI)).len(), 3);
+}
+
+#[tokio::test]
+async fn unanswered_jobs_are_sent_again_when_asked_to() {
+    let server = PnpServer::start(PnpServerConfig::loopback())
+        .await
+        .expect("server");
+    server.set_default_script(Script::new(vec![Step::Capability, Step::Topology]));
+    // Off: a job goes once, answered or not.
+    assert_eq!(job(&ask(&server, OTHER, "o1").await, "o1"), Job::Capability);
+    assert_eq!(job(&ask(&server, OTHER, "o2").await, "o2"), Job::Topology);
+
+    server.set_redeliver_unanswered(true);
+    assert_eq!(job(&ask(&server, UDI, "c1").await, "c1"), Job::Capability);
+    // The agent restarted without answering: the same job, new correlator.
+    assert_eq!(job(&ask(&server, UDI, "c2").await, "c2"), Job::Capability);
+    assert_eq!(server.redelivered(), 1);
+    answer(&server, UDI, Response::ok(Service::Capability, "c2")).await;
+    assert_eq!(job(&ask(&server, UDI, "c3").await, "c3"), Job::Topology);
+    answer(&server, UDI, Response::ok(Service::Topology, "c3")).await;
+    let bye = ask(&server, UDI, "c4").await;
+    assert!(matches!(bye.body, ServerBody::Bye { .. }), "{bye:?}");
+    // `bye` is never outstanding.
+    assert!(matches!(
+        ask(&server, UDI, "c5").await.body,
+        ServerBody::Bye { .. }
+    ));
+    assert_eq!(server.redelivered(), 1);
+}
+
 #[test]
 fn fake_image_has_the_size_asked_and_a_valid_tar_header() {
     for len in [0, 100, 512, 1000, 4096, 1 << 20] {
