@@ -282,6 +282,19 @@ impl Family<'_> {
     pub fn value(&mut self, value: impl MetricValue) -> &mut Self {
         self.sample(&[], value)
     }
+
+    /// Adds one sample per `(label value, value)` of `samples`, each with
+    /// the one label `label`.
+    pub fn labelled<'v, V: MetricValue>(
+        &mut self,
+        label: &str,
+        samples: impl IntoIterator<Item = (&'v str, V)>,
+    ) -> &mut Self {
+        for (label_value, value) in samples {
+            self.sample(&[(label, label_value)], value);
+        }
+        self
+    }
 }
 
 /// A valid metric (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or label name
@@ -357,6 +370,20 @@ mod tests {
              _9lives +Inf\n\
              _9lives -Inf\n\
              _9lives 1\n"
+        );
+    }
+
+    #[test]
+    fn a_labelled_family_has_one_sample_per_pair() {
+        let mut m = Exposition::new();
+        m.counter("smi_proxy_pnp_errors_total", "Errors.")
+            .labelled("reason", [("tls", 2u64), ("timeout", 0)]);
+        assert_eq!(
+            m.finish(),
+            "# HELP smi_proxy_pnp_errors_total Errors.\n\
+             # TYPE smi_proxy_pnp_errors_total counter\n\
+             smi_proxy_pnp_errors_total{reason=\"tls\"} 2\n\
+             smi_proxy_pnp_errors_total{reason=\"timeout\"} 0\n"
         );
     }
 

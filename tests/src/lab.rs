@@ -87,6 +87,32 @@ impl Topology {
     pub fn control_socket(&self) -> PathBuf {
         self.state_dir.join("control.sock")
     }
+
+    /// A configuration file (TOML) for this lab's daemon: what
+    /// [`Daemon::start`] otherwise gives as flags, with the proxy address
+    /// taken from `px0` (`interface`) and, if given, a PnP server as the
+    /// default profile.
+    pub fn config_toml(&self, pnp_server: Option<&str>) -> String {
+        let path = |p: &Path| format!("{:?}", p.display().to_string());
+        let mut text = format!(
+            "interfaces = [\"px0\"]\n\
+             netns = {:?}\n\
+             interface = \"px0\"\n\
+             pin_dir = {}\n\
+             state_dir = {}\n\
+             control_socket = {}\n",
+            self.px.name(),
+            path(&self.pin_dir),
+            path(&self.state_dir),
+            path(&self.control_socket()),
+        );
+        if let Some(url) = pnp_server {
+            text.push_str(&format!(
+                "\n[pnp_profiles.pnp-zero-touch]\nserver_url = {url:?}\n"
+            ));
+        }
+        text
+    }
 }
 
 impl Drop for Topology {
@@ -120,6 +146,10 @@ pub struct Daemon {
 /// How to run the daemon in the lab.
 #[derive(Clone, Debug, Default)]
 pub struct DaemonOptions {
+    /// Start it with `--config <file>` alone (e.g. a file written from
+    /// [`Topology::config_toml`]) instead of the lab's flags; the options
+    /// below still add their flags, which override the file.
+    pub config_file: Option<PathBuf>,
     /// PnP server URL, if any.
     pub pnp_server: Option<String>,
     /// Pinned PnP server certificate (PEM file).
@@ -132,15 +162,23 @@ impl Daemon {
     /// Starts `smi-proxy run` in the proxy namespace and waits for "ready".
     pub fn start(topo: &Topology, opts: &DaemonOptions) -> anyhow::Result<Self> {
         let mut cmd = Command::new(proxy_bin()?);
-        cmd.args(["run", "--netns", topo.px.name(), "--iface", "px0"])
-            .arg("--proxy-ip")
-            .arg(PROXY_IP.to_string())
-            .arg("--pin-dir")
-            .arg(&topo.pin_dir)
-            .arg("--state-dir")
-            .arg(&topo.state_dir)
-            .arg("--control-socket")
-            .arg(topo.control_socket());
+        cmd.arg("run");
+        match &opts.config_file {
+            Some(file) => {
+                cmd.arg("--config").arg(file);
+            }
+            None => {
+                cmd.args(["--netns", topo.px.name(), "--iface", "px0"])
+                    .arg("--proxy-ip")
+                    .arg(PROXY_IP.to_string())
+                    .arg("--pin-dir")
+                    .arg(&topo.pin_dir)
+                    .arg("--state-dir")
+                    .arg(&topo.state_dir)
+                    .arg("--control-socket")
+                    .arg(topo.control_socket());
+            }
+        }
         if let Some(url) = &opts.pnp_server {
             cmd.arg("--pnp-server").arg(url);
         }

@@ -185,10 +185,15 @@ fn pnp_jobs_become_smi_operations() {
             service: "cli-exec".into(),
         },
     ]));
+    // This daemon runs from a configuration file (the proxy address from
+    // px0's), which `vstack` commands are saved back to.
+    let config_file = topo.state_dir.join("config.toml");
+    let pnp_url = format!("http://{PNP_IP}:8080");
+    std::fs::write(&config_file, topo.config_toml(Some(&pnp_url))).expect("config file");
     let daemon = Daemon::start(
         &topo,
         &DaemonOptions {
-            pnp_server: Some(format!("http://{PNP_IP}:8080")),
+            config_file: Some(config_file.clone()),
             ..DaemonOptions::default()
         },
     )
@@ -268,6 +273,58 @@ fn pnp_jobs_become_smi_operations() {
         assert_eq!(refusal.message, "SMI PROXY:Not supported service request");
         let status = lab::show(&topo, &["vstack", "download-status"]).expect("download-status");
         assert!(status.contains("UPGRADED"), "{status}");
+
+        // Both sides' exchanges are counted on /metrics.
+        let m = lab::metrics(&topo).expect("metrics");
+        let pnp = |kind: &str| {
+            lab::metric(
+                &m,
+                &format!("smi_proxy_pnp_exchanges_total{{kind=\"{kind}\"}}"),
+            )
+            .unwrap_or_else(|| panic!("no PnP sample {kind}: {m}"))
+        };
+        assert!(pnp("hello") >= 2 && pnp("work_request") >= 2, "{m}");
+        assert!(pnp("job_device_info") >= 4, "{m}");
+        assert!(pnp("job_config_upgrade") >= 4, "{m}");
+        assert!(pnp("job_image_install") >= 2, "{m}");
+        // The first switch's eight responses are in; the second got as far
+        // as its image (five successes and three refusals, then two and two).
+        assert!(pnp("job_other") >= 1 && pnp("bye") >= 2, "{m}");
+        assert!(pnp("work_response_success") >= 7, "{m}");
+        assert!(pnp("work_response_failure") >= 5, "{m}");
+        for reason in ["connect", "tls", "timeout", "malformed_xml"] {
+            let sample = format!("smi_proxy_pnp_errors_total{{reason=\"{reason}\"}}");
+            assert!(lab::metric(&m, &sample).is_some(), "no {sample}: {m}");
+        }
+        let smi = |message: &str, outcome: &str| {
+            let sample = format!(
+                "smi_proxy_smi_exchanges_total{{message=\"{message}\",outcome=\"{outcome}\"}}"
+            );
+            lab::metric(&m, &sample).unwrap_or_else(|| panic!("no {sample}: {m}"))
+        };
+        assert!(smi("probe", "accepted") >= 2, "{m}");
+        assert!(smi("probe", "sent") >= smi("probe", "accepted"), "{m}");
+        // The tailored configuration and the startup configuration (type 3),
+        // the image (type 2), for each switch.
+        assert!(smi("config_upgrade", "accepted") >= 4, "{m}");
+        assert!(smi("image_upgrade", "accepted") >= 2, "{m}");
+
+        // The file's settings are those in effect; a change is saved to it.
+        let show = |topo: &Topology| {
+            let text = lab::show(topo, &["vstack", "config", "--json"]).expect("show config");
+            serde_json::from_str::<serde_json::Value>(&text).expect("JSON")
+        };
+        let before = show(&topo);
+        assert_eq!(before["proxy_ip"], PROXY_IP.to_string(), "{before:#}");
+        assert_eq!(before["enabled"], true, "{before:#}");
+        let said = lab::control_command(&topo.control_socket(), "config", &["vstack vlan 1,10"])
+            .expect("vstack vlan");
+        assert_eq!(said, "vlan: 1 -> 1,10\n");
+        assert_eq!(show(&topo)["management_vlans"], serde_json::json!([1, 10]));
+        let saved = proxy::config::ProxyConfig::load(&config_file).expect("saved file");
+        assert_eq!(saved.management_vlans, [1, 10]);
+        assert_eq!(saved.interface.as_deref(), Some("px0"));
+        assert_eq!(saved.ip_address, None);
     });
     daemon.stop().expect("clean stop");
 }

@@ -1,5 +1,10 @@
 //! Operator command line: the daemon entry point and the operator commands.
 //!
+//! ```text
+//! smi-proxy run --config /etc/smi-pnp-proxy/config.toml [flags overriding the file]
+//! smi-proxy run --iface <if> [--proxy-ip <ip>] [--pnp-server <url>] ...   (flags only)
+//! ```
+//!
 //! The IOS-style commands talk to the running daemon over its control
 //! socket ([`crate::control`]) and print its answer:
 //!
@@ -40,7 +45,8 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Run the daemon in the foreground.
+    /// Run the daemon in the foreground, configured by `--config <file>`
+    /// and/or flags (a flag given overrides the file).
     Run(DaemonConfig),
     /// Inspect the dataplane's pinned client map without a running daemon.
     Clients {
@@ -410,6 +416,18 @@ mod tests {
             parse("run --iface eth0")?.command,
             Command::Run(_)
         ));
+        let Command::Run(run) =
+            parse("run --config /etc/smi-pnp-proxy/config.toml --startup-vlan 1")?.command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(
+            run.config.as_deref(),
+            Some(Path::new(config::DEFAULT_CONFIG_PATH))
+        );
+        assert!(run.given("config") && run.given("startup_vlans"));
+        assert!(!run.given("ifaces") && !run.given("state_dir"));
+        assert!(parse("run").is_err(), "--config or --iface");
         assert!(parse("show").is_err());
         Ok(())
     }

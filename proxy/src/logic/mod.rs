@@ -91,6 +91,7 @@ pub struct Core {
     jobs: mpsc::Sender<JobRequest>,
     reports: mpsc::Sender<AgentReport>,
     cancel: CancellationToken,
+    smi: Arc<director::DirectorStats>,
 }
 
 fn now() -> u64 {
@@ -150,6 +151,7 @@ impl Core {
             jobs: jobs_tx.clone(),
             reports: reports_tx,
             cancel,
+            smi: Arc::default(),
         });
         (core, jobs_tx, jobs_rx, reports_rx)
     }
@@ -415,7 +417,9 @@ impl Core {
                 let gap = Duration::from_millis(500 * u64::from(attempt));
                 tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
             }
-            match director::probe(addr, &self.cfg.limits).await {
+            let result = director::probe(addr, &self.cfg.limits).await;
+            self.smi.record(director::SmiMessage::Probe, &result);
+            match result {
                 Ok(()) => {
                     self.table
                         .set_state(mac.0, state::ADMITTED)
@@ -439,9 +443,7 @@ impl Core {
             url: self.tailored.url(self.cfg.proxy_ip.into()),
             reload: None,
         };
-        if let Err(e) =
-            director::send(SocketAddr::from((ip, SMI_PORT)), &msg, &self.cfg.limits).await
-        {
+        if let Err(e) = self.send_smi(ip, &msg).await {
             lock(&self.waiters).identities.remove(&ip);
             return Err(format!("sending the tailored configuration: {e}"));
         }
@@ -519,9 +521,7 @@ impl Core {
             .downloads
             .insert(file.path().to_owned(), tx);
         log::info!(target: "smi_proxy", "{mac}: {} with {}", msg.name(), file.path());
-        if let Err(e) =
-            director::send(SocketAddr::from((ip, SMI_PORT)), &msg, &self.cfg.limits).await
-        {
+        if let Err(e) = self.send_smi(ip, &msg).await {
             lock(&self.waiters).downloads.remove(file.path());
             return Err(format!("client unreachable: {e}"));
         }
@@ -576,9 +576,22 @@ impl Core {
         Ok(rx)
     }
 
+    /// Sends one director message to the client at `ip` and counts it.
+    async fn send_smi(&self, ip: Ipv4Addr, msg: &Message) -> Result<(), director::DirectorError> {
+        let result = director::send(SocketAddr::from((ip, SMI_PORT)), msg, &self.cfg.limits).await;
+        self.smi.record(director::SmiMessage::of(msg), &result);
+        result
+    }
+
     /// TFTP transfer counters.
     pub fn tftp_stats(&self) -> Arc<crate::smi::tftp::TftpStats> {
         self.staging.stats()
+    }
+
+    /// Counters of the director's messages to clients (probes, types 3
+    /// and 2) by outcome.
+    pub fn smi_stats(&self) -> Arc<director::DirectorStats> {
+        Arc::clone(&self.smi)
     }
 
     /// The staging area.

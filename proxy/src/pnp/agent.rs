@@ -51,10 +51,17 @@
 //! dates are not checked, the pin is the identity). A server whose
 //! certificate does not verify is refused; the [`AgentEvent::TransportError`]
 //! says why.
+//!
+//! # Counters
+//!
+//! [`AgentShared::stats`] counts, for all the switches sharing it, the
+//! messages exchanged with the server ([`PnpExchange`]) and the failures
+//! ([`PnpErrorKind`]); the daemon exposes them on `/metrics`.
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -296,6 +303,196 @@ pub enum TransportError {
     },
 }
 
+/// A message the agents exchanged with the server, as [`PnpStats`] counts
+/// it (label `kind` of `smi_proxy_pnp_exchanges_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PnpExchange {
+    /// `GET /pnp/HELLO` sent (every attempt).
+    Hello,
+    /// Work-request posted.
+    WorkRequest,
+    /// `device-info` job received.
+    JobDeviceInfo,
+    /// `config-upgrade` job received.
+    JobConfigUpgrade,
+    /// `image-install` job received.
+    JobImageInstall,
+    /// `capability` job received.
+    JobCapability,
+    /// `topology` job received.
+    JobTopology,
+    /// A job of another service received (refused by the proxy).
+    JobOther,
+    /// `backoff` request received.
+    Backoff,
+    /// `bye` received (the end of every exchange the server closes).
+    Bye,
+    /// A work-request answered with `bye` alone: the server had no work.
+    NoWork,
+    /// Work-response posted for a job or backoff that succeeded (once per
+    /// response, however many attempts it took).
+    WorkResponseSuccess,
+    /// Work-response posted for a job that failed or was refused.
+    WorkResponseFailure,
+    /// Fault posted for a server message that could not be parsed.
+    Fault,
+    /// File download started ([`AgentShared::fetch`]).
+    FileFetch,
+}
+
+impl PnpExchange {
+    /// Every kind, in exposition order.
+    pub const ALL: [Self; 15] = [
+        Self::Hello,
+        Self::WorkRequest,
+        Self::JobDeviceInfo,
+        Self::JobConfigUpgrade,
+        Self::JobImageInstall,
+        Self::JobCapability,
+        Self::JobTopology,
+        Self::JobOther,
+        Self::Backoff,
+        Self::Bye,
+        Self::NoWork,
+        Self::WorkResponseSuccess,
+        Self::WorkResponseFailure,
+        Self::Fault,
+        Self::FileFetch,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::WorkRequest => "work_request",
+            Self::JobDeviceInfo => "job_device_info",
+            Self::JobConfigUpgrade => "job_config_upgrade",
+            Self::JobImageInstall => "job_image_install",
+            Self::JobCapability => "job_capability",
+            Self::JobTopology => "job_topology",
+            Self::JobOther => "job_other",
+            Self::Backoff => "backoff",
+            Self::Bye => "bye",
+            Self::NoWork => "no_work",
+            Self::WorkResponseSuccess => "work_response_success",
+            Self::WorkResponseFailure => "work_response_failure",
+            Self::Fault => "fault",
+            Self::FileFetch => "file_fetch",
+        }
+    }
+
+    /// The kind of a job received from the server.
+    pub fn job(job: &Job) -> Self {
+        match job {
+            Job::DeviceInfo(_) => Self::JobDeviceInfo,
+            Job::ConfigUpgrade(_) => Self::JobConfigUpgrade,
+            Job::ImageInstall(_) => Self::JobImageInstall,
+            Job::Capability => Self::JobCapability,
+            Job::Topology => Self::JobTopology,
+            Job::Backoff(_) => Self::Backoff,
+            Job::Unsupported { .. } => Self::JobOther,
+        }
+    }
+}
+
+/// Why an exchange with the server failed, as [`PnpStats`] counts it
+/// (label `reason` of `smi_proxy_pnp_errors_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PnpErrorKind {
+    /// No connection (refused, unreachable, reset while connecting).
+    Connect,
+    /// TLS handshake failed or the server's certificate was refused.
+    Tls,
+    /// No complete answer within the time limit.
+    Timeout,
+    /// The server answered with a status other than 200.
+    HttpStatus,
+    /// Another HTTP failure (connection closed mid-answer, invalid answer).
+    Http,
+    /// The answer's body could not be read or exceeds the size cap.
+    Body,
+    /// A server message that is not well-formed PnP XML (a fault is posted).
+    MalformedXml,
+    /// A server request refused because the exchange already carried
+    /// [`Pacing::max_chain`] requests.
+    ChainLimit,
+}
+
+impl PnpErrorKind {
+    /// Every reason, in exposition order.
+    pub const ALL: [Self; 8] = [
+        Self::Connect,
+        Self::Tls,
+        Self::Timeout,
+        Self::HttpStatus,
+        Self::Http,
+        Self::Body,
+        Self::MalformedXml,
+        Self::ChainLimit,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::HttpStatus => "http_status",
+            Self::Http => "http",
+            Self::Body => "body",
+            Self::MalformedXml => "malformed_xml",
+            Self::ChainLimit => "chain_limit",
+        }
+    }
+}
+
+/// Counters of every agent sharing one [`AgentShared`] (all switches
+/// together): messages by [`PnpExchange`], failures by [`PnpErrorKind`].
+/// Monotonic, relaxed atomics.
+#[derive(Debug, Default)]
+pub struct PnpStats {
+    exchanges: [AtomicU64; PnpExchange::ALL.len()],
+    errors: [AtomicU64; PnpErrorKind::ALL.len()],
+}
+
+impl PnpStats {
+    /// Counts one `kind` message.
+    pub fn count(&self, kind: PnpExchange) {
+        self.exchanges[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one failure for `reason`.
+    pub fn count_error(&self, reason: PnpErrorKind) {
+        self.errors[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages of `kind` so far.
+    pub fn exchange(&self, kind: PnpExchange) -> u64 {
+        self.exchanges[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// Failures for `reason` so far.
+    pub fn error(&self, reason: PnpErrorKind) -> u64 {
+        self.errors[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Every message kind with its count (label value, count).
+    pub fn exchanges(&self) -> Vec<(&'static str, u64)> {
+        PnpExchange::ALL
+            .iter()
+            .map(|k| (k.label(), self.exchange(*k)))
+            .collect()
+    }
+
+    /// Every failure reason with its count (label value, count).
+    pub fn errors(&self) -> Vec<(&'static str, u64)> {
+        PnpErrorKind::ALL
+            .iter()
+            .map(|r| (r.label(), self.error(*r)))
+            .collect()
+    }
+}
+
 /// The connector every agent shares.
 type Connector = HttpsConnector<HttpConnector>;
 
@@ -308,12 +505,13 @@ struct Endpoints {
 }
 
 /// What every agent loop shares: profile, endpoints, the pooled HTTP(S)
-/// client, and the cap on requests in flight.
+/// client, the cap on requests in flight, and the counters.
 pub struct AgentShared {
     profile: PnpProfile,
     endpoints: Endpoints,
     client: Client<Connector, Full<Bytes>>,
     in_flight: Semaphore,
+    stats: Arc<PnpStats>,
 }
 
 impl fmt::Debug for AgentShared {
@@ -321,6 +519,7 @@ impl fmt::Debug for AgentShared {
         f.debug_struct("AgentShared")
             .field("profile", &self.profile)
             .field("endpoints", &self.endpoints)
+            .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
@@ -356,12 +555,18 @@ impl AgentShared {
             endpoints,
             client,
             in_flight,
+            stats: Arc::default(),
         }))
     }
 
     /// The profile this was built from.
     pub fn profile(&self) -> &PnpProfile {
         &self.profile
+    }
+
+    /// The counters of every agent (and download) using this.
+    pub fn stats(&self) -> Arc<PnpStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Downloads a job's file, e.g. `http://server/configs/sw1.cfg`, with
@@ -380,6 +585,7 @@ impl AgentShared {
             return Err(bad("no host".to_owned()));
         }
         let label = url.to_owned();
+        self.stats.count(PnpExchange::FileFetch);
         Ok(self
             .exchange(&uri, label, None, cap, self.profile.fetch_timeout)
             .await?)
@@ -394,7 +600,8 @@ impl AgentShared {
     }
 
     /// One HTTP exchange: waits for a slot, sends, and reads a 200 answer's
-    /// body of at most `cap` bytes, all within `limit`. Errors name `label`.
+    /// body of at most `cap` bytes, all within `limit`. Errors name `label`
+    /// and are counted.
     async fn exchange(
         &self,
         uri: &Uri,
@@ -403,6 +610,23 @@ impl AgentShared {
         cap: usize,
         limit: Duration,
     ) -> Result<Bytes, TransportError> {
+        let (result, reason) = self.exchange_once(uri, label, body, cap, limit).await;
+        if let Some(reason) = reason {
+            self.stats.count_error(reason);
+        }
+        result
+    }
+
+    /// [`AgentShared::exchange`] without the counting: the result and, on
+    /// failure, its reason.
+    async fn exchange_once(
+        &self,
+        uri: &Uri,
+        label: String,
+        body: Option<String>,
+        cap: usize,
+        limit: Duration,
+    ) -> (Result<Bytes, TransportError>, Option<PnpErrorKind>) {
         // The semaphore is never closed; if it were, go ahead unthrottled.
         let _permit = self.in_flight.acquire().await.ok();
         let method = if body.is_some() {
@@ -417,49 +641,66 @@ impl AgentShared {
         if body.is_some() {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_XML));
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| TransportError::Http {
-                path: label.clone(),
-                error: describe(&e),
-            })?;
+        let request = match request.body(Full::new(Bytes::from(body.unwrap_or_default()))) {
+            Ok(request) => request,
+            Err(e) => {
+                let error = TransportError::Http {
+                    path: label,
+                    error: describe(&e),
+                };
+                return (Err(error), Some(PnpErrorKind::Http));
+            }
+        };
         let exchange = async {
-            let answer = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| TransportError::Http {
+            let answer = self.client.request(request).await.map_err(|e| {
+                let reason = if find_tls_in(&e).is_some() {
+                    PnpErrorKind::Tls
+                } else if e.is_connect() {
+                    PnpErrorKind::Connect
+                } else {
+                    PnpErrorKind::Http
+                };
+                let error = TransportError::Http {
                     path: label.clone(),
                     error: describe(&e),
-                })?;
+                };
+                (error, reason)
+            })?;
             let status = answer.status();
             if status != StatusCode::OK {
-                return Err(TransportError::Status {
+                let error = TransportError::Status {
                     path: label.clone(),
                     status: status.as_u16(),
-                });
+                };
+                return Err((error, PnpErrorKind::HttpStatus));
             }
             let body = Limited::new(answer.into_body(), cap)
                 .collect()
                 .await
-                .map_err(|e| TransportError::Body {
-                    path: label.clone(),
-                    error: if e.is::<LengthLimitError>() {
-                        format!("answer over the {cap}-byte cap")
-                    } else {
-                        describe(e.as_ref())
-                    },
+                .map_err(|e| {
+                    let error = TransportError::Body {
+                        path: label.clone(),
+                        error: if e.is::<LengthLimitError>() {
+                            format!("answer over the {cap}-byte cap")
+                        } else {
+                            describe(e.as_ref())
+                        },
+                    };
+                    (error, PnpErrorKind::Body)
                 })?;
             Ok(body.to_bytes())
         };
-        tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(TransportError::Timeout {
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(Ok(answer)) => (Ok(answer), None),
+            Ok(Err((error, reason))) => (Err(error), Some(reason)),
+            Err(_) => {
+                let error = TransportError::Timeout {
                     path: label,
                     after: limit,
-                })
-            })
+                };
+                (Err(error), Some(PnpErrorKind::Timeout))
+            }
+        }
     }
 }
 
@@ -680,6 +921,18 @@ fn find_tls<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
         }
         let io = e.downcast_ref::<std::io::Error>()?;
         e = io.get_ref()?;
+    }
+    None
+}
+
+/// The rustls error anywhere in `error`'s chain of causes, if any.
+fn find_tls_in<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = find_tls(e) {
+            return Some(tls);
+        }
+        current = e.source();
     }
     None
 }
@@ -995,6 +1248,7 @@ impl Agent {
     /// `GET /pnp/HELLO` until the server answers 200.
     async fn hello(&mut self) {
         loop {
+            self.shared.stats.count(PnpExchange::Hello);
             match self.shared.call(&self.shared.endpoints.hello, None).await {
                 Ok(_) => {
                     self.pacer.errors = 0;
@@ -1062,6 +1316,7 @@ impl Agent {
         self.emit(AgentEvent::WorkRequestSent {
             correlator: correlator.clone(),
         });
+        self.shared.stats.count(PnpExchange::WorkRequest);
         let endpoint = &self.shared.endpoints.work_request;
         let mut answer = match self.shared.call(endpoint, Some(body)).await {
             Ok(answer) => answer,
@@ -1081,6 +1336,7 @@ impl Agent {
                         "PnP agent for {}: unparsable server message: {error}",
                         self.identity.udi
                     );
+                    self.shared.stats.count_error(PnpErrorKind::MalformedXml);
                     exchange.failed = true;
                     self.send_fault(&error, &mut exchange).await;
                     return exchange;
@@ -1089,6 +1345,10 @@ impl Agent {
             self.note_envelope(&message.envelope);
             let request = match message.body {
                 ServerBody::Bye { correlator } => {
+                    self.shared.stats.count(PnpExchange::Bye);
+                    if step == 0 {
+                        self.shared.stats.count(PnpExchange::NoWork);
+                    }
                     if correlator.as_ref().is_some_and(|c| *c != expected) {
                         log::warn!(
                             "PnP agent for {}: bye correlator {:?} does not match {expected}",
@@ -1100,12 +1360,14 @@ impl Agent {
                 }
                 ServerBody::Request(request) => request,
             };
+            self.shared.stats.count(PnpExchange::job(&request.job));
             if step >= self.shared.profile.pacing.max_chain {
                 log::warn!(
                     "PnP agent for {}: over {} requests in one exchange, ending it",
                     self.identity.udi,
                     self.shared.profile.pacing.max_chain
                 );
+                self.shared.stats.count_error(PnpErrorKind::ChainLimit);
                 exchange.failed = true;
                 return exchange;
             }
@@ -1219,6 +1481,11 @@ impl Agent {
     /// or `None` when every attempt failed.
     async fn post_response(&self, response: &Response) -> Option<Bytes> {
         let body = codec::encode_response(&self.envelope(), response);
+        self.shared.stats.count(if response.success {
+            PnpExchange::WorkResponseSuccess
+        } else {
+            PnpExchange::WorkResponseFailure
+        });
         let retry = &self.shared.profile.retry;
         let attempts = retry.response_attempts.max(1);
         for attempt in 1..=attempts {
@@ -1241,6 +1508,7 @@ impl Agent {
     async fn send_fault(&self, error: &codec::PnpError, exchange: &mut Exchange) {
         let fault = Fault::client(format!("{FAULT_STRING_UNPARSABLE}: {error}"), "struct");
         let body = codec::encode_fault(&self.envelope(), &fault);
+        self.shared.stats.count(PnpExchange::Fault);
         let endpoint = &self.shared.endpoints.work_response;
         if let Err(error) = self.shared.call(endpoint, Some(body)).await {
             self.transport_error(error);

@@ -141,6 +141,119 @@ pub async fn send(addr: SocketAddr, msg: &Message, limits: &Limits) -> Result<()
     }
 }
 
+/// A director-to-client message, as [`DirectorStats`] counts it (label
+/// `message` of `smi_proxy_smi_exchanges_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SmiMessage {
+    /// The probe (type 4).
+    Probe,
+    /// Config upgrade (type 3): the tailored or a PnP configuration.
+    ConfigUpgrade,
+    /// Image upgrade (type 2).
+    ImageUpgrade,
+    /// Any other command (execute file, run CLI).
+    Other,
+}
+
+impl SmiMessage {
+    /// Every message, in exposition order.
+    pub const ALL: [Self; 4] = [
+        Self::Probe,
+        Self::ConfigUpgrade,
+        Self::ImageUpgrade,
+        Self::Other,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Probe => "probe",
+            Self::ConfigUpgrade => "config_upgrade",
+            Self::ImageUpgrade => "image_upgrade",
+            Self::Other => "other",
+        }
+    }
+
+    /// The kind of `msg`.
+    pub fn of(msg: &Message) -> Self {
+        match msg {
+            Message::Probe => Self::Probe,
+            Message::ConfigUpgrade { .. } => Self::ConfigUpgrade,
+            Message::ImageUpgrade { .. } => Self::ImageUpgrade,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// How one director-to-client message went, as [`DirectorStats`] counts it
+/// (label `outcome` of `smi_proxy_smi_exchanges_total`). `Sent` counts
+/// every attempt; the others split the attempts by result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SmiOutcome {
+    /// Attempted (connected or not).
+    Sent,
+    /// The probe got the client reply, or the command got no reject.
+    Accepted,
+    /// The client answered with the reject reply.
+    Rejected,
+    /// No connection, timeout, I/O or codec error, or (probe) another answer.
+    Failed,
+}
+
+impl SmiOutcome {
+    /// Every outcome, in exposition order.
+    pub const ALL: [Self; 4] = [Self::Sent, Self::Accepted, Self::Rejected, Self::Failed];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Counters of the messages the director sent to clients ([`probe`] and
+/// [`send`] outcomes), all clients together. Relaxed atomics.
+#[derive(Debug, Default)]
+pub struct DirectorStats {
+    counts: [[AtomicU64; SmiOutcome::ALL.len()]; SmiMessage::ALL.len()],
+}
+
+impl DirectorStats {
+    /// Counts one attempt at sending `msg` and its `result` (as [`probe`]
+    /// or [`send`] returned it).
+    pub fn record(&self, msg: SmiMessage, result: &Result<(), DirectorError>) {
+        let outcome = match result {
+            Ok(()) => SmiOutcome::Accepted,
+            Err(DirectorError::Rejected(_)) => SmiOutcome::Rejected,
+            Err(_) => SmiOutcome::Failed,
+        };
+        let row = &self.counts[msg as usize];
+        row[SmiOutcome::Sent as usize].fetch_add(1, Ordering::Relaxed);
+        row[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of `msg` with `outcome`.
+    pub fn get(&self, msg: SmiMessage, outcome: SmiOutcome) -> u64 {
+        self.counts[msg as usize][outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Every (message, outcome, count), in exposition order.
+    pub fn samples(&self) -> Vec<(SmiMessage, SmiOutcome, u64)> {
+        SmiMessage::ALL
+            .iter()
+            .flat_map(|m| {
+                SmiOutcome::ALL
+                    .iter()
+                    .map(move |o| (*m, *o, self.get(*m, *o)))
+            })
+            .collect()
+    }
+}
+
 /// Counters of the director's listener.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
@@ -274,6 +387,40 @@ mod tests {
             probe(addr, &Limits::default()).await,
             Err(DirectorError::Codec(..))
         ));
+    }
+
+    #[tokio::test]
+    async fn director_stats_split_attempts_by_outcome() {
+        let stats = DirectorStats::default();
+        let addr = fake_client(Message::ClientReply.encode().unwrap()).await;
+        stats.record(SmiMessage::Probe, &probe(addr, &Limits::default()).await);
+        let addr = fake_client(Message::Reject.encode().unwrap()).await;
+        let msg = Message::ConfigUpgrade {
+            url: "tftp://192.0.2.1/client_cfg_pnp.txt".into(),
+            reload: None,
+        };
+        let result = send(addr, &msg, &Limits::default()).await;
+        stats.record(SmiMessage::of(&msg), &result);
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        stats.record(SmiMessage::Probe, &probe(addr, &Limits::default()).await);
+        let nonzero: Vec<_> = stats
+            .samples()
+            .into_iter()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(m, o, n)| (m.label(), o.label(), n))
+            .collect();
+        assert_eq!(
+            nonzero,
+            [
+                ("probe", "sent", 2),
+                ("probe", "accepted", 1),
+                ("probe", "failed", 1),
+                ("config_upgrade", "sent", 1),
+                ("config_upgrade", "rejected", 1),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -148,6 +148,7 @@ struct Fixture {
     events: mpsc::Receiver<AgentReport>,
     cancel: CancellationToken,
     agent: JoinHandle<AgentExit>,
+    stats: Arc<PnpStats>,
 }
 
 impl Fixture {
@@ -161,6 +162,7 @@ impl Fixture {
 
     fn with_profile(profile: PnpProfile, hits: mpsc::Receiver<Hit>) -> Self {
         let shared = AgentShared::new(profile).expect("profile");
+        let stats = shared.stats();
         let (jobs_tx, jobs) = mpsc::channel(4);
         let (events_tx, events) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
@@ -176,6 +178,7 @@ impl Fixture {
             events,
             cancel,
             agent,
+            stats,
         }
     }
 
@@ -613,6 +616,128 @@ async fn response_post_is_retried() {
     f.stop().await;
 }
 
+/// The counters of `stats` that are not zero, as (label, count).
+fn nonzero(stats: &PnpStats) -> Vec<(&'static str, u64)> {
+    let mut all = stats.exchanges();
+    all.extend(stats.errors());
+    all.retain(|(_, n)| *n > 0);
+    all
+}
+
+#[tokio::test(start_paused = true)]
+async fn counters_follow_the_exchanges() {
+    use PnpErrorKind as E;
+    use PnpExchange as X;
+    let mut f = Fixture::start(|_| {}).await;
+    let stats = f.stats.clone();
+    assert_eq!(nonzero(&stats), []);
+    f.hit().await.status(StatusCode::SERVICE_UNAVAILABLE);
+    f.event(|e| matches!(e, AgentEvent::TransportError { .. }))
+        .await;
+    assert_eq!(
+        (stats.exchange(X::Hello), stats.error(E::HttpStatus)),
+        (1, 1)
+    );
+    f.hello().await;
+
+    // A job, answered with success, then bye.
+    let (hit, request) = f.work_request().await;
+    hit.answer(job_xml(
+        &request.correlator,
+        Job::DeviceInfo(DeviceInfoType::All),
+    ));
+    let job = f.jobs.recv().await.expect("job");
+    job.respond(Response::ok(
+        Service::DeviceInfo,
+        request.correlator.clone(),
+    ));
+    let hit = f.hit().await;
+    assert!(hit.response().success);
+    hit.answer(bye_xml(&request.correlator));
+    // Bye alone: no work.
+    let (hit, request) = f.work_request().await;
+    assert_eq!(
+        nonzero(&stats),
+        [
+            ("hello", 2),
+            ("work_request", 2),
+            ("job_device_info", 1),
+            ("bye", 1),
+            ("work_response_success", 1),
+            ("http_status", 1),
+        ]
+    );
+    hit.answer(bye_xml(&request.correlator));
+    // Unparsable: a fault.
+    let (hit, _) = f.work_request().await;
+    assert_eq!((stats.exchange(X::Bye), stats.exchange(X::NoWork)), (2, 1));
+    hit.answer("<pnp xmlns=\"urn:cisco:pnp\"><request");
+    let hit = f.hit().await;
+    assert_eq!(hit.path, PATH_WORK_RESPONSE);
+    assert_eq!(
+        (stats.exchange(X::Fault), stats.error(E::MalformedXml)),
+        (1, 1)
+    );
+    hit.answer("");
+    // A refused job whose response is retried once, then a backoff.
+    let (hit, request) = f.work_request().await;
+    hit.answer(job_xml(&request.correlator, Job::Capability));
+    let job = f.jobs.recv().await.expect("job");
+    job.respond(Response::refused(
+        Service::Capability,
+        request.correlator.clone(),
+        SmiRefusal::ConfigUpgradeRunning,
+    ));
+    f.hit().await.status(StatusCode::BAD_GATEWAY);
+    let hit = f.hit().await;
+    assert!(!hit.response().success);
+    hit.answer(job_xml(
+        &request.correlator,
+        backoff(BackoffAction::CallbackAfter(Duration::from_secs(10))),
+    ));
+    let hit = f.hit().await;
+    assert!(hit.response().success);
+    hit.answer(bye_xml(&request.correlator));
+    // No answer at all: a timeout, then the retry.
+    let (held, _) = f.work_request().await;
+    let (hit, request) = f.work_request().await;
+    drop(held);
+    assert_eq!(
+        nonzero(&stats),
+        [
+            ("hello", 2),
+            ("work_request", 6),
+            ("job_device_info", 1),
+            ("job_capability", 1),
+            ("backoff", 1),
+            ("bye", 3),
+            ("no_work", 1),
+            ("work_response_success", 2),
+            ("work_response_failure", 1),
+            ("fault", 1),
+            ("timeout", 1),
+            ("http_status", 2),
+            ("malformed_xml", 1),
+        ]
+    );
+    hit.answer(bye_xml(&request.correlator));
+    f.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connection_is_counted() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("local addr");
+    drop(closed);
+    let (_keep, hits) = mpsc::channel(1);
+    let mut f = Fixture::with_profile(PnpProfile::new(format!("http://{addr}")), hits);
+    f.event(|e| matches!(e, AgentEvent::TransportError { .. }))
+        .await;
+    assert_eq!(f.stats.exchange(PnpExchange::Hello), 1);
+    assert_eq!(f.stats.error(PnpErrorKind::Connect), 1);
+    f.stop().await;
+}
+
 /// Runs the agent against a server answering every work-request with
 /// `answer` (and responses with `bye`) for `period` of simulated time;
 /// returns the number of work-requests and of failed responses.
@@ -963,6 +1088,8 @@ async fn https_with_another_certificate_than_the_pinned_one_is_refused() {
         "{error}"
     );
     assert!(f.hits.try_recv().is_err(), "no request got through");
+    assert!(f.stats.error(PnpErrorKind::Tls) >= 1);
+    assert_eq!(f.stats.error(PnpErrorKind::Connect), 0);
     f.stop().await;
 }
 
@@ -1025,6 +1152,10 @@ async fn fetch_downloads_a_file_within_the_cap() {
         format!("{url}: server answered HTTP 404")
     );
     server.await.expect("server script");
+    let stats = shared.stats();
+    assert_eq!(stats.exchange(PnpExchange::FileFetch), 3);
+    assert_eq!(stats.error(PnpErrorKind::Body), 1);
+    assert_eq!(stats.error(PnpErrorKind::HttpStatus), 1);
     for bad in ["tftp://192.0.2.1/sw1.cfg", "flash:sw1.cfg", "http:///x"] {
         assert!(
             matches!(
