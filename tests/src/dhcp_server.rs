@@ -18,7 +18,8 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::emulator::dhcp_client::image_list_option;
-use crate::emulator::net::{self, IFACE, Macvlan, Namespaces};
+use crate::emulator::net::{self, IFACE, Macvlan, MacvlanMode, Namespaces, PacketSocket};
+use crate::frames::{self, L2};
 
 /// An address pool with its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,28 @@ impl Pool {
     }
 }
 
+/// Where the site DHCP server is plugged in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// A macvlan (mode bridge) on the switches' parent; replies are
+    /// broadcast so that they also cross the parent to the proxy.
+    #[default]
+    SwitchSegment,
+    /// A port of its own on the proxy's bridge: a veth `port` (in `px_ns`,
+    /// enslaved to `bridge`) whose peer is the server's interface. Replies
+    /// are unicast to the client's MAC, so a segment of thousands of
+    /// switches is not flooded; the proxy sees them by attaching its XDP
+    /// program to `port` too.
+    ProxyPort {
+        /// The proxy's namespace.
+        px_ns: String,
+        /// The bridge there.
+        bridge: String,
+        /// Name of the bridge port to create.
+        port: String,
+    },
+}
+
 /// Settings of the site DHCP server.
 #[derive(Clone, Debug)]
 pub struct DhcpServerConfig {
@@ -79,6 +102,9 @@ pub struct DhcpServerConfig {
     pub sw_ns: String,
     /// Parent interface (e.g. `sw0`).
     pub parent: String,
+    /// Where the server is plugged in (`sw_ns` and `parent` serve
+    /// [`Placement::SwitchSegment`] only).
+    pub placement: Placement,
     /// MAC of the server's macvlan.
     pub mac: [u8; 6],
     /// The server's own address.
@@ -107,6 +133,7 @@ impl DhcpServerConfig {
             netns: netns.into(),
             sw_ns: sw_ns.into(),
             parent: parent.into(),
+            placement: Placement::SwitchSegment,
             mac: [0x02, 0x00, 0x5e, 0x00, 0x00, 0x02],
             address: Ipv4Addr::new(192, 0, 2, 2),
             prefix_len: 24,
@@ -166,14 +193,33 @@ impl DhcpServer {
         let cfg = config.clone();
         let netns = tokio::task::spawn_blocking(move || {
             let netns = Namespaces::create(vec![cfg.netns.clone()])?;
-            net::create_macvlans(
-                &cfg.sw_ns,
-                &cfg.parent,
-                &[Macvlan {
-                    netns: cfg.netns.clone(),
-                    mac: cfg.mac,
-                }],
-            )?;
+            match &cfg.placement {
+                Placement::SwitchSegment => net::create_macvlans(
+                    &cfg.sw_ns,
+                    &cfg.parent,
+                    MacvlanMode::Bridge,
+                    &[Macvlan {
+                        netns: cfg.netns.clone(),
+                        mac: cfg.mac,
+                    }],
+                )?,
+                Placement::ProxyPort {
+                    px_ns,
+                    bridge,
+                    port,
+                } => {
+                    let mac = net::mac_string(&cfg.mac);
+                    crate::netns::ip_in(
+                        px_ns,
+                        &[
+                            "link", "add", port, "type", "veth", "peer", "name", IFACE, "netns",
+                            &cfg.netns, "address", &mac,
+                        ],
+                    )?;
+                    crate::netns::ip_in(px_ns, &["link", "set", port, "master", bridge, "up"])?;
+                    crate::netns::ip_in(&cfg.netns, &["link", "set", IFACE, "up"])?;
+                }
+            }
             let cidr = format!("{}/{}", cfg.address, cfg.prefix_len);
             crate::netns::ip_in(&cfg.netns, &["addr", "add", &cidr, "dev", IFACE])?;
             anyhow::Ok(netns)
@@ -184,8 +230,17 @@ impl DhcpServer {
         let socket = net::udp_socket_in_with_rcvbuf(&config.netns, 67, 8 << 20).await?;
         socket.set_broadcast(true)?;
         socket.bind_device(Some(IFACE.as_bytes()))?;
+        // Unicast replies go out as whole frames: the client has no address
+        // to ARP for yet. The socket's filter (UDP 68 to chaddr 0) lets
+        // nothing in.
+        let unicast = match config.placement {
+            Placement::SwitchSegment => None,
+            Placement::ProxyPort { .. } => {
+                Some(PacketSocket::open_in(&config.netns, 68, [0; 6]).await?)
+            }
+        };
         let book = Arc::new(Mutex::new(Book::default()));
-        let task = tokio::spawn(serve(socket, config.clone(), book.clone()));
+        let task = tokio::spawn(serve(socket, unicast, config.clone(), book.clone()));
         Ok(Self {
             task,
             book,
@@ -228,7 +283,12 @@ impl Drop for DhcpServer {
     }
 }
 
-async fn serve(socket: UdpSocket, config: DhcpServerConfig, book: Arc<Mutex<Book>>) {
+async fn serve(
+    socket: UdpSocket,
+    unicast: Option<PacketSocket>,
+    config: DhcpServerConfig,
+    book: Arc<Mutex<Book>>,
+) {
     let mut buf = vec![0u8; 2048];
     let to = SocketAddr::from((Ipv4Addr::BROADCAST, 68));
     loop {
@@ -254,10 +314,40 @@ async fn serve(socket: UdpSocket, config: DhcpServerConfig, book: Arc<Mutex<Book
             log::warn!("DHCP server: encode: {e}");
             continue;
         }
-        if let Err(e) = socket.send_to(&out, to).await {
+        let sent = match &unicast {
+            Some(raw) => raw.send(&unicast_frame(&config, &reply, &out)).await,
+            None => socket.send_to(&out, to).await.map(drop),
+        };
+        if let Err(e) = sent {
             log::warn!("DHCP server: send: {e}");
         }
     }
+}
+
+/// `payload` (the encoded `reply`) as an Ethernet frame from the server to
+/// the client's MAC and offered address (broadcast IP for a NAK).
+fn unicast_frame(config: &DhcpServerConfig, reply: &Message, payload: &[u8]) -> Vec<u8> {
+    let mut dst = [0xff; 6];
+    if let Some(chaddr) = reply.chaddr().get(..6) {
+        dst.copy_from_slice(chaddr);
+    }
+    let to = match reply.yiaddr() {
+        ip if ip.is_unspecified() => Ipv4Addr::BROADCAST,
+        ip => ip,
+    };
+    let l2 = L2 {
+        dst,
+        src: config.mac,
+        tags: Vec::new(),
+    };
+    frames::ipv4(
+        &l2,
+        config.address.octets(),
+        to.octets(),
+        17,
+        &[],
+        &frames::udp(67, 68, payload),
+    )
 }
 
 /// The reply to one client message, if it deserves one.

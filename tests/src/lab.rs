@@ -4,9 +4,15 @@
 //! client to read its tables. Everything is removed on drop.
 //!
 //! ```text
+//!  Layout::Shared
 //!  <p>sw: sw0 ── macvlans ─┐              <p>px: px0 192.0.2.1/24 (XDP)
 //!    <p>s<N>: switch N     ├── veth ──────  smi-proxy (4786, 69, 19140)
 //!    <p>dhcp: 192.0.2.2    ┘              pnp0 198.51.100.1/24 ── veth ── <p>pnp: eth0 198.51.100.2
+//!
+//!  Layout::Isolated (thousands of switches)
+//!  <p>sw: sw0 ── macvlans (private) ── veth ── px0 (XDP) ─┐ <p>px: br0 192.0.2.1/24
+//!    <p>s<N>: switch N                                    │   smi-proxy
+//!  <p>dhcp: eth0 192.0.2.2 ──────────────── veth ── pxd (XDP) ─┘   pnp0 ── <p>pnp
 //! ```
 use std::io::BufRead as _;
 use std::net::Ipv4Addr;
@@ -15,7 +21,14 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
+use crate::dhcp_server::Placement;
+use crate::emulator::MacvlanMode;
 use crate::netns::{NetNs, veth};
+
+/// The proxy's bridge in [`Layout::Isolated`].
+const BRIDGE: &str = "br0";
+/// The site DHCP server's port on it.
+const DHCP_PORT: &str = "pxd";
 
 /// The proxy's address toward the switches.
 pub const PROXY_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -25,6 +38,23 @@ pub const DHCP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const PROXY_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// The PnP server's address.
 pub const PNP_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// How the lab's switches and site DHCP server are wired to the proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The switches (macvlans, mode bridge) and the site DHCP server share
+    /// one segment behind `px0`, which holds the proxy address. Every
+    /// broadcast reaches every switch: fine for hundreds.
+    #[default]
+    Shared,
+    /// `px0` is a port of bridge `br0` (which holds the proxy address); the
+    /// switches are isolated from each other (macvlans, mode private) as on
+    /// the ports of an access switch, and the site DHCP server has its own
+    /// bridge port `pxd` (see [`Topology::dhcp_placement`]) and answers by
+    /// unicast. Broadcasts cost one copy, not one per switch: this is the
+    /// layout for thousands.
+    Isolated,
+}
 
 /// The namespaces and links of one lab.
 pub struct Topology {
@@ -40,17 +70,33 @@ pub struct Topology {
     pub pin_dir: PathBuf,
     /// The proxy's state directory.
     pub state_dir: PathBuf,
+    /// How it is wired.
+    pub layout: Layout,
 }
 
 impl Topology {
-    /// Builds the namespaces and links, addresses included.
+    /// Builds the namespaces and links of the [`Layout::Shared`] lab.
     pub fn build(prefix: &str) -> anyhow::Result<Self> {
+        Self::build_with(prefix, Layout::Shared)
+    }
+
+    /// Builds the namespaces and links, addresses included.
+    pub fn build_with(prefix: &str, layout: Layout) -> anyhow::Result<Self> {
         let sw = NetNs::new(&format!("{prefix}sw"))?;
         let px = NetNs::new(&format!("{prefix}px"))?;
         let pnp = NetNs::new(&format!("{prefix}pnp"))?;
         veth(&sw, "sw0", &px, "px0")?;
         veth(&px, "pnp0", &pnp, "eth0")?;
-        px.ip(&["addr", "add", &format!("{PROXY_IP}/24"), "dev", "px0"])?;
+        if layout == Layout::Isolated {
+            px.ip(&["link", "add", BRIDGE, "type", "bridge", "stp_state", "0"])?;
+            px.ip(&["link", "set", "px0", "master", BRIDGE])?;
+            px.ip(&["link", "set", BRIDGE, "up"])?;
+        }
+        let l3 = match layout {
+            Layout::Shared => "px0",
+            Layout::Isolated => BRIDGE,
+        };
+        px.ip(&["addr", "add", &format!("{PROXY_IP}/24"), "dev", l3])?;
         px.ip(&[
             "addr",
             "add",
@@ -80,7 +126,44 @@ impl Topology {
             pnp,
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
             state_dir,
+            layout,
         })
+    }
+
+    /// The interface holding the proxy address (`px0`, or `br0` when isolated).
+    pub fn l3_iface(&self) -> &'static str {
+        match self.layout {
+            Layout::Shared => "px0",
+            Layout::Isolated => BRIDGE,
+        }
+    }
+
+    /// The switch-facing interfaces the proxy attaches XDP to.
+    pub fn proxy_ifaces(&self) -> Vec<&'static str> {
+        match self.layout {
+            Layout::Shared => vec!["px0"],
+            Layout::Isolated => vec!["px0", DHCP_PORT],
+        }
+    }
+
+    /// Where the site DHCP server of this layout plugs in.
+    pub fn dhcp_placement(&self) -> Placement {
+        match self.layout {
+            Layout::Shared => Placement::SwitchSegment,
+            Layout::Isolated => Placement::ProxyPort {
+                px_ns: self.px.name().to_owned(),
+                bridge: BRIDGE.to_owned(),
+                port: DHCP_PORT.to_owned(),
+            },
+        }
+    }
+
+    /// How the switches' macvlans are created in this layout.
+    pub fn macvlan_mode(&self) -> MacvlanMode {
+        match self.layout {
+            Layout::Shared => MacvlanMode::Bridge,
+            Layout::Isolated => MacvlanMode::Private,
+        }
     }
 
     /// The control socket path the daemon is started with.
@@ -168,8 +251,11 @@ impl Daemon {
                 cmd.arg("--config").arg(file);
             }
             None => {
-                cmd.args(["--netns", topo.px.name(), "--iface", "px0"])
-                    .arg("--proxy-ip")
+                cmd.args(["--netns", topo.px.name()]);
+                for iface in topo.proxy_ifaces() {
+                    cmd.args(["--iface", iface]);
+                }
+                cmd.arg("--proxy-ip")
                     .arg(PROXY_IP.to_string())
                     .arg("--pin-dir")
                     .arg(&topo.pin_dir)
@@ -283,4 +369,27 @@ pub fn metric(text: &str, sample: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(sample))
         .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// Raises this process's open-file limit (soft and hard) to `want`, or as
+/// far as the kernel allows: a lab of thousands of switches holds a few
+/// sockets per switch, and the proxy daemon inherits the limit.
+pub fn raise_fd_limit(want: u64) -> anyhow::Result<u64> {
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(want);
+    let limit = libc::rlimit {
+        rlim_cur: want.min(nr_open),
+        rlim_max: want.min(nr_open),
+    };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        bail!(
+            "RLIMIT_NOFILE {}: {}",
+            limit.rlim_cur,
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(limit.rlim_cur)
 }

@@ -1,8 +1,10 @@
 //! Test peers and helpers for smi-pnp-proxy: frame builders, network
-//! namespaces, and (later) the legacy-switch emulator and a PnP server.
+//! namespaces, the legacy-switch emulator, a site DHCP server, a PnP server,
+//! the lab topology and the figures of a lab run.
 
 pub mod dhcp_server;
 pub mod emulator;
+pub mod figures;
 pub mod frames;
 pub mod lab;
 pub mod netns;

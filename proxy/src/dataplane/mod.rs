@@ -6,6 +6,7 @@
 //! restart finds the clients it had.
 
 mod events;
+mod neigh;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use aya::{Ebpf, EbpfLoader};
 use proxy_common::{ClientEntry, ClientKey, Policy, counter, maps};
 
 pub use events::{DataplaneEvent, DropReason, EventKind, EventStream};
+pub use neigh::{NeighError, NeighbourSeeder};
 pub use table::ClientTable;
 
 /// The classifier object, built by `build.rs` (aya-build) and embedded.

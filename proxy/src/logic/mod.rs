@@ -6,6 +6,7 @@
 //! kernel map, the proxy database and SMI messages go out. The mapping of
 //! PnP services to SMI operations lives in [`translate`], in one table.
 
+pub mod fetch;
 pub mod translate;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use proxy_common::state;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::dataplane::{ClientTable, DataplaneEvent, EventKind};
+use crate::dataplane::{ClientTable, DataplaneEvent, EventKind, NeighbourSeeder};
 use crate::pnp::agent::{self, AgentEvent, AgentIdentity, AgentReport, AgentShared, JobRequest};
 use crate::smi::codec::{Message, ReloadTime};
 use crate::smi::director::{self, Limits, SMI_PORT};
@@ -92,6 +93,10 @@ pub struct Core {
     reports: mpsc::Sender<AgentReport>,
     cancel: CancellationToken,
     smi: Arc<director::DirectorStats>,
+    /// Adds snooped clients to the neighbour table (None: not possible here).
+    neigh: Option<NeighbourSeeder>,
+    /// Files fetched from the PnP server, shared by concurrent installs.
+    fetches: fetch::FetchCache,
 }
 
 fn now() -> u64 {
@@ -137,6 +142,13 @@ impl Core {
         mpsc::Receiver<JobRequest>,
         mpsc::Receiver<AgentReport>,
     ) {
+        let neigh = match NeighbourSeeder::for_address(cfg.proxy_ip) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::warn!(target: "smi_proxy", "clients will be found by ARP: {e}");
+                None
+            }
+        };
         let (jobs_tx, jobs_rx) = mpsc::channel(1024);
         let (reports_tx, reports_rx) = mpsc::channel(4096);
         let core = Arc::new(Self {
@@ -152,8 +164,15 @@ impl Core {
             reports: reports_tx,
             cancel,
             smi: Arc::default(),
+            neigh,
+            fetches: fetch::FetchCache::default(),
         });
         (core, jobs_tx, jobs_rx, reports_rx)
+    }
+
+    /// Files fetched from the PnP server that clients are installing.
+    pub(crate) fn fetches(&self) -> &fetch::FetchCache {
+        &self.fetches
     }
 
     /// The configuration.
@@ -252,7 +271,9 @@ impl Core {
                 }
             }
             if let Some(ip) = rec.ip {
-                self.start_onboarding(rec.mac, ip);
+                // It may have reloaded while no daemon ran (an image
+                // install cut short by a crash): learn what it runs now.
+                self.start_onboarding(rec.mac, ip, true);
             }
         }
     }
@@ -278,7 +299,10 @@ impl Core {
                     r.vlan = ev.vlan;
                 });
                 log::info!(target: "smi_proxy", "{mac}: address {ip}");
-                self.start_onboarding(mac, ip);
+                if let Some(Err(e)) = self.neigh.as_ref().map(|n| n.seed(ip, mac.0)) {
+                    log::debug!(target: "smi_proxy", "{mac}: neighbour entry for {ip}: {e}");
+                }
+                self.start_onboarding(mac, ip, false);
             }
             EventKind::ClientRestarted => {
                 log::info!(target: "smi_proxy", "{mac}: restarted");
@@ -350,10 +374,11 @@ impl Core {
         }
     }
 
-    /// Starts probing and identifying `mac` at `ip`, unless already running;
+    /// Starts probing and identifying `mac` at `ip`, unless already running
+    /// (identifying again when `refresh`, even if its UDI is known);
     /// a failed attempt is retried with a growing wait until it succeeds or
     /// the daemon stops.
-    fn start_onboarding(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr) {
+    fn start_onboarding(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr, refresh: bool) {
         {
             let mut rt = lock(&self.runtime);
             let entry = rt.entry(mac).or_default();
@@ -368,7 +393,7 @@ impl Core {
             loop {
                 // A new lease may have moved the client meanwhile.
                 let ip = core.record(mac).and_then(|r| r.ip).unwrap_or(ip);
-                let Err(e) = core.onboard(mac, ip).await else {
+                let Err(e) = core.onboard(mac, ip, refresh).await else {
                     break;
                 };
                 log::warn!(target: "smi_proxy", "{mac}: onboarding failed: {e}; retrying in {} s", wait.as_secs());
@@ -384,11 +409,16 @@ impl Core {
         });
     }
 
-    /// Probe, admit, identify (tailored config + reverse telnet), then start
-    /// the client's PnP agent.
-    async fn onboard(self: &Arc<Self>, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+    /// Probe, admit, identify (tailored config + reverse telnet; skipped for
+    /// a known UDI unless `refresh`), then start the client's PnP agent.
+    async fn onboard(
+        self: &Arc<Self>,
+        mac: Mac,
+        ip: Ipv4Addr,
+        refresh: bool,
+    ) -> Result<(), String> {
         self.probe_and_admit(mac, ip).await?;
-        if self.record(mac).and_then(|r| r.udi).is_none() {
+        if refresh || self.record(mac).and_then(|r| r.udi).is_none() {
             self.identify(mac, ip).await?;
         }
         self.start_agent(mac);

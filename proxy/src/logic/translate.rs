@@ -207,7 +207,11 @@ async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result
 
 async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
     let ip = client_ip(core, mac)?;
-    let data = fetch(core, &c.source.location, core.config().config_cap).await?;
+    let url = &c.source.location;
+    let (_shared, data) = core
+        .fetches()
+        .get(url, || fetch(core, url, core.config().config_cap))
+        .await?;
     check_md5(&data, c.source.checksum.as_ref())?;
     let name = c
         .source
@@ -267,7 +271,22 @@ async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Re
             "{name}: SMI clients install .tar archives through an image list; this image cannot be served that way"
         ));
     }
-    let data = fetch(core, &i.source.location, core.config().image_cap).await?;
+    // A repeated job (the server re-sent it after a proxy restart, or never
+    // got the first answer) must not install and reload a second time.
+    if core
+        .record(mac)
+        .is_some_and(|r| runs_image(r.image.as_deref(), &name))
+    {
+        log::info!(target: "smi_proxy", "{mac}: already runs {name}; image-install done without reloading");
+        return Ok(());
+    }
+    // One download (and one copy in memory) for every client installing
+    // this image at the same time.
+    let url = &i.source.location;
+    let (_shared, data) = core
+        .fetches()
+        .get(url, || fetch(core, url, core.config().image_cap))
+        .await?;
     check_md5(&data, i.source.checksum.as_ref())?;
     let dir = core.staging().stage_dir(mac.to_string());
     let image = dir.add(&name, data).map_err(|e| e.to_string())?;
@@ -287,4 +306,53 @@ async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Re
     core.await_reload(mac, ip, restarted).await?;
     // Learn the new version the way the first one was learned.
     core.identify(mac, ip).await
+}
+
+/// Whether `running` (the boot image `show version` reported) is what the
+/// `.tar` archive `tar_name` installs: `archive download-sw` of
+/// `c2960-lanbasek9-tar.150-2.SE11.tar` boots
+/// `flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin`.
+fn runs_image(running: Option<&str>, tar_name: &str) -> bool {
+    let Some(running) = running else {
+        return false;
+    };
+    let Some(base) = tar_name.strip_suffix(".tar") else {
+        return false;
+    };
+    let Some((platform, version)) = base.split_once("-tar.") else {
+        return false;
+    };
+    let stem = format!("{platform}-mz.{version}");
+    running
+        .rsplit(['/', ':'])
+        .next()
+        .is_some_and(|file| file == format!("{stem}.bin"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_image;
+
+    #[test]
+    fn running_image_matches_the_archive() {
+        let tar = "c2960-lanbasek9-tar.150-2.SE11.tar";
+        assert!(runs_image(
+            Some("flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+        assert!(runs_image(
+            Some("flash:c2960-lanbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+        assert!(!runs_image(
+            Some("flash:c2960-lanbasek9-mz.122-55.SE8.bin"),
+            tar
+        ));
+        assert!(!runs_image(None, tar));
+        assert!(!runs_image(Some("flash:x.bin"), "image.bin"));
+        assert!(!runs_image(
+            Some("flash:/c3750-ipbasek9-mz.150-2.SE11/c3750-ipbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+    }
 }

@@ -1,6 +1,6 @@
 //! The journal `smi_pnp_proxy_db.journal`: changes since the snapshot, one
-//! full record per line, appended and flushed to disk before a change is
-//! acknowledged.
+//! full record per line, written to the file before a change is
+//! acknowledged and flushed to disk by a group commit ([`GroupSync`]).
 //!
 //! Example (tabs shown as two spaces):
 //!
@@ -56,6 +56,115 @@ impl Sink for File {
     }
 }
 
+/// The production sink: a journal file whose appends return once written
+/// (into the page cache, which a killed process cannot lose) and whose
+/// flushes to disk run on a background thread, back to back, so that one
+/// `fdatasync` covers every append made while the previous one ran (a group
+/// commit). An append never waits for the disk: with thousands of clients
+/// changing state, a sync per change (milliseconds each on a VM disk)
+/// would serialise the whole proxy behind it. A power cut can lose the
+/// changes of the last flush interval (one `fdatasync`); a failed flush is
+/// reported by the next append.
+pub(crate) struct GroupSync {
+    file: File,
+    shared: std::sync::Arc<SyncShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SyncShared {
+    state: std::sync::Mutex<SyncState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    dirty: bool,
+    closing: bool,
+    error: Option<io::Error>,
+}
+
+impl SyncShared {
+    fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl GroupSync {
+    /// Starts the flusher thread for `file`.
+    pub(crate) fn new(file: File, path: &Path) -> Result<Self, StoreError> {
+        let flusher = file
+            .try_clone()
+            .map_err(io_error("open for flushing", path))?;
+        let shared = std::sync::Arc::new(SyncShared::default());
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || flush_loop(&flusher, &theirs))
+            .map_err(io_error("start the flusher thread for", path))?;
+        Ok(Self {
+            file,
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Flushes whenever something was written since the last flush; returns
+/// after a last flush once the sink is dropped.
+fn flush_loop(file: &File, shared: &SyncShared) {
+    loop {
+        {
+            let mut st = shared.state();
+            while !st.dirty && !st.closing {
+                st = shared
+                    .wake
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if !st.dirty {
+                return;
+            }
+            st.dirty = false;
+        }
+        if let Err(e) = file.sync_data() {
+            shared.state().error = Some(e);
+        }
+    }
+}
+
+impl Sink for GroupSync {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut st = self.shared.state();
+        if let Some(e) = st.error.take() {
+            return Err(e);
+        }
+        st.dirty = true;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+impl Drop for GroupSync {
+    fn drop(&mut self) {
+        self.shared.state().closing = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A failed append. If `rolled_back`, the journal was cut back to its last
 /// acknowledged line and can still be used; if not, it may end in a partial
 /// line and must not be appended to again.
@@ -101,7 +210,7 @@ impl Journal {
             file.sync_all().map_err(io_error("flush to disk", path))?;
         }
         Ok(Self {
-            sink: Box::new(file),
+            sink: Box::new(GroupSync::new(file, path)?),
             path: path.to_path_buf(),
             len: valid_len,
             lines,
@@ -129,8 +238,8 @@ impl Journal {
         self.lines
     }
 
-    /// Appends one line per record text and flushes them to disk with a
-    /// single sync. On failure, tries to cut the file back to where it was.
+    /// Appends one line per record text and asks for a flush to disk (see
+    /// [`GroupSync`]). On failure, tries to cut the file back to where it was.
     pub(crate) fn append(&mut self, records: &[String]) -> Result<(), AppendError> {
         let mut bytes = String::new();
         for record in records {

@@ -21,11 +21,16 @@
 //! # Crash safety
 //!
 //! A SIGKILL or power cut at any instant leaves each file with its old or
-//! its new content, and never loses a change that was acknowledged:
+//! its new content; a SIGKILL never loses a change that was acknowledged,
+//! a power cut at most those of the last flush (a few milliseconds):
 //!
-//! - Every mutating call appends its records to the journal and flushes
-//!   them to disk (one `fdatasync`) before it returns `Ok`, and only then
-//!   changes memory. If the write or flush fails (a full disk), the journal
+//! - Every mutating call appends its records to the journal file before it
+//!   returns `Ok`, and only then changes memory. A background thread
+//!   flushes the journal to disk whenever it was written to, one
+//!   `fdatasync` covering all appends since the previous one (a group
+//!   commit: changes never wait for the disk, which with thousands of
+//!   clients would serialise the proxy). If the write fails, or the
+//!   previous flush did (a full disk), the journal
 //!   is cut back to its last good line, memory is left alone and the call
 //!   returns the error; if even that cut fails, the next change first
 //!   rewrites everything from memory (a compaction).

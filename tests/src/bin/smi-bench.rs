@@ -5,6 +5,12 @@
 //! one-lookup-and-update program measured in the same run; then the cost of
 //! dropping unadmitted SMI in XDP versus an nftables rule, with the same
 //! AF_PACKET generator across a veth pair in namespaces it creates.
+//!
+//! `smi-bench lab`: runs `smi-lab` (the binary next to this one) once per
+//! size in `--sizes` and prints its figures as one table, with the goals
+//! beside them: time to onboard all, per-switch time, the proxy's CPU time
+//! and memory, PnP exchanges per second and the proxy's turnaround per PnP
+//! exchange.
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -27,6 +33,12 @@ struct Args {
     /// Frames sent per generator run in the nftables comparison.
     #[arg(long, default_value_t = 200_000)]
     frames: u32,
+    /// `lab`: the numbers of switches to run.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    sizes: Vec<u32>,
+    /// `lab`: give up on one run after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
 }
 
 const CLIENT: [u8; 6] = [0x00, 0x1e, 0xf7, 0x6d, 0xaf, 0x80];
@@ -36,7 +48,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.which.as_str() {
         "dataplane" => dataplane(&args),
-        other => bail!("unknown benchmark {other:?} (known: dataplane)"),
+        "lab" => lab(&args),
+        other => bail!("unknown benchmark {other:?} (known: dataplane, lab)"),
     }
 }
 
@@ -249,4 +262,57 @@ fn mac_of(iface: &str) -> anyhow::Result<[u8; 6]> {
         }
         Ok(mac)
     }
+}
+
+/// Runs `smi-lab` for each size and prints the figures.
+fn lab(args: &Args) -> anyhow::Result<()> {
+    use proxy_tests::figures::LabFigures;
+    require_root();
+    let exe = std::env::current_exe()?;
+    let lab_bin = exe.with_file_name("smi-lab");
+    let mut rows: Vec<LabFigures> = Vec::new();
+    for &n in &args.sizes {
+        let report = std::env::temp_dir().join(format!("smi-bench-lab-{n}.json"));
+        let _ = std::fs::remove_file(&report);
+        eprintln!("smi-bench lab: {n} switches ...");
+        let status = std::process::Command::new(&lab_bin)
+            .args(["--clients", &n.to_string(), "--prefix", "benchlab"])
+            .args(["--timeout", &args.timeout.to_string()])
+            .arg("--report")
+            .arg(&report)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running {}", lab_bin.display()))?;
+        let text = std::fs::read(&report)
+            .with_context(|| format!("smi-lab --clients {n} wrote no report ({status})"))?;
+        let fig: LabFigures = serde_json::from_slice(&text)?;
+        if !status.success() {
+            eprintln!("smi-bench lab: {n} switches: only {} finished", fig.done);
+        }
+        rows.push(fig);
+    }
+    println!(
+        "\n| switches | done | onboard all s | per switch p50 / p99 s | proxy CPU s | peak RSS MiB | RSS per client at rest KiB | PnP exchanges/s | proxy turnaround p50 / p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for f in &rows {
+        println!(
+            "| {} | {} | {:.1} | {:.1} / {:.1} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} / {:.2} |",
+            f.clients,
+            f.done,
+            f.onboard_s,
+            f.per_switch_p50_s,
+            f.per_switch_p99_s,
+            f.proxy_cpu_s,
+            f.proxy_peak_rss_kib as f64 / 1024.0,
+            f.rss_per_client_kib(),
+            f.pnp_exchanges_per_s,
+            f.added_latency_p50_ms,
+            f.added_latency_p99_ms,
+        );
+    }
+    println!(
+        "\ngoals: 10,000 onboarded in <= 120 s; <= 10 KiB RSS per client at rest; proxy turnaround p99 <= 2 ms"
+    );
+    Ok(())
 }

@@ -15,7 +15,8 @@ use clap::Parser as _;
 use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
-use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
+use proxy_tests::figures;
+use proxy_tests::lab::{self, Daemon, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
 
 #[derive(clap::Parser)]
@@ -37,6 +38,30 @@ struct Args {
     /// Name prefix of the lab's namespaces.
     #[arg(long, default_value = "smilab")]
     prefix: String,
+    /// Write the run's figures (JSON, see `proxy_tests::figures`) here.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    /// How switches and the site DHCP server are wired: `isolated` (switch
+    /// ports isolated from each other, the DHCP server on a proxy port;
+    /// scales to thousands) or `shared` (one flat segment).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Isolated)]
+    layout: LayoutArg,
+}
+
+/// `--layout`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LayoutArg {
+    Isolated,
+    Shared,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(arg: LayoutArg) -> Self {
+        match arg {
+            LayoutArg::Isolated => Layout::Isolated,
+            LayoutArg::Shared => Layout::Shared,
+        }
+    }
 }
 
 const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
@@ -44,6 +69,10 @@ const PNP_PORT: u16 = 8080;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // A few sockets per switch, in this process and in the daemon.
+    if let Err(e) = lab::raise_fd_limit(1 << 20) {
+        eprintln!("smi-lab: {e:#}");
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,7 +128,7 @@ fn bar(stages: &[Stage], failed: usize, started: Instant) -> String {
 async fn run(args: Args) -> anyhow::Result<bool> {
     let p = &args.prefix;
     eprintln!("smi-lab: building namespaces {p}sw, {p}px, {p}pnp ...");
-    let topo = Topology::build(p)?;
+    let topo = Topology::build_with(p, args.layout.into())?;
     let n = args.clients as usize;
 
     // The PnP server: built-in, or the operator's.
@@ -140,6 +169,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Some(server)
         }
     };
+    // The site DHCP server first: in the isolated layout its port gets
+    // the proxy's XDP program too.
+    let mut dhcp_cfg = DhcpServerConfig::new(&format!("{p}dhcp"), topo.sw.name(), "sw0", PROXY_IP);
+    dhcp_cfg.placement = topo.dhcp_placement();
+    if n > 150 {
+        dhcp_cfg.pool = Pool::large();
+        topo.px
+            .ip(&["route", "add", "198.18.0.0/15", "dev", topo.l3_iface()])?;
+    }
+    let _dhcp = DhcpServer::start(dhcp_cfg).await?;
     let daemon = Daemon::start(
         &topo,
         &DaemonOptions {
@@ -148,20 +187,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         },
     )?;
     eprintln!(
-        "smi-lab: proxy running in {} with XDP on px0 (pid {:?})",
+        "smi-lab: proxy running in {} with XDP on {} (pid {:?})",
         topo.px.name(),
+        topo.proxy_ifaces().join(", "),
         daemon.pid()
     );
 
-    let mut dhcp_cfg = DhcpServerConfig::new(&format!("{p}dhcp"), topo.sw.name(), "sw0", PROXY_IP);
-    if n > 150 {
-        dhcp_cfg.pool = Pool::large();
-        topo.px
-            .ip(&["route", "add", "198.18.0.0/15", "dev", "px0"])?;
-    }
-    let _dhcp = DhcpServer::start(dhcp_cfg).await?;
+    let pid = daemon.pid().context("daemon pid")?;
+    let at_start = figures::proc_sample(pid)?;
     let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", p, args.clients);
+    emu_cfg.macvlan_mode = topo.macvlan_mode();
     emu_cfg.boot_spread = Duration::from_millis(u64::from(args.clients).min(2000));
+    let spread = emu_cfg.boot_spread;
     let mut emu = Emulator::start(emu_cfg).await?;
     eprintln!("smi-lab: {n} emulated switches booting");
 
@@ -169,6 +206,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut stages = vec![Stage::Booting; n];
     let mut failed = vec![false; n];
     let mut reloaded = vec![false; n];
+    let mut done_at: Vec<Option<Instant>> = vec![None; n];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let interrupted = loop {
@@ -207,6 +245,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 if let Some(s) = stages.get_mut(sw) {
                     *s = (*s).max(stage);
                 }
+                if stage == Stage::Done
+                    && let Some(at) = done_at.get_mut(sw)
+                {
+                    at.get_or_insert_with(Instant::now);
+                }
             }
         }
     };
@@ -214,8 +257,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "\r{}",
         bar(&stages, failed.iter().filter(|f| **f).count(), started)
     );
-    let elapsed = started.elapsed();
+    let elapsed = done_at
+        .iter()
+        .flatten()
+        .max()
+        .map_or_else(|| started.elapsed(), |last| *last - started);
     let done = stages.iter().filter(|s| **s == Stage::Done).count();
+    let at_end = figures::proc_sample(pid)?;
 
     // The proxy's own view, as an operator reads it.
     for cmd in [
@@ -237,6 +285,54 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             "\nPnP server: {} HELLOs, {responses} job responses received",
             server.hellos()
         );
+    }
+    // Per switch: from its boot (spread evenly from `started`) to done.
+    let mut per_switch: Vec<f64> = done_at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, at)| {
+            let boot = started + spread * i as u32 / n.max(1) as u32;
+            Some(at.as_ref()?.saturating_duration_since(boot).as_secs_f64())
+        })
+        .collect();
+    let (exchanges, turnaround) = builtin
+        .as_ref()
+        .map(|s| figures::pnp_timing(&s.entries()))
+        .unwrap_or_default();
+    let mut added: Vec<f64> = turnaround.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    let fig = figures::LabFigures {
+        clients: n,
+        done,
+        onboard_s: elapsed.as_secs_f64(),
+        per_switch_p50_s: figures::quantile(&mut per_switch, 0.5),
+        per_switch_p99_s: figures::quantile(&mut per_switch, 0.99),
+        proxy_cpu_s: at_end.cpu_s - at_start.cpu_s,
+        proxy_peak_rss_kib: at_end.hwm_kib,
+        proxy_rss_start_kib: at_start.rss_kib,
+        proxy_rss_end_kib: at_end.rss_kib,
+        pnp_exchanges: exchanges,
+        pnp_exchanges_per_s: exchanges as f64 / elapsed.as_secs_f64().max(1e-3),
+        added_latency_p50_ms: figures::quantile(&mut added, 0.5),
+        added_latency_p99_ms: figures::quantile(&mut added, 0.99),
+    };
+    println!(
+        "\nper switch p50 {:.1} s, p99 {:.1} s; proxy CPU {:.1} s, RSS {} -> {} KiB (peak {} KiB, {:.2} KiB per client); \
+         {} PnP exchanges ({:.0}/s), proxy turnaround p50 {:.2} ms, p99 {:.2} ms",
+        fig.per_switch_p50_s,
+        fig.per_switch_p99_s,
+        fig.proxy_cpu_s,
+        fig.proxy_rss_start_kib,
+        fig.proxy_rss_end_kib,
+        fig.proxy_peak_rss_kib,
+        fig.rss_per_client_kib(),
+        fig.pnp_exchanges,
+        fig.pnp_exchanges_per_s,
+        fig.added_latency_p50_ms,
+        fig.added_latency_p99_ms,
+    );
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&fig)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     println!("\nonboarded {done}/{n} in {:.1} s", elapsed.as_secs_f64());
 

@@ -60,6 +60,7 @@ pub use dhcp_client::{DhcpTiming, Lease};
 pub use identity::{MODELS, Model, VERSIONS};
 
 use crate::tftp_client::TftpOptions;
+pub use net::MacvlanMode;
 use net::{Macvlan, Namespaces};
 
 /// Port of the SMI listener on every switch and on the director.
@@ -184,6 +185,8 @@ pub struct EmulatorConfig {
     pub timeouts: Timeouts,
     /// Boots are spread evenly over this long (zero: all at once).
     pub boot_spread: Duration,
+    /// How the switches' macvlans reach each other.
+    pub macvlan_mode: MacvlanMode,
 }
 
 impl EmulatorConfig {
@@ -197,6 +200,7 @@ impl EmulatorConfig {
             dhcp: DhcpTiming::default(),
             timeouts: Timeouts::default(),
             boot_spread: Duration::ZERO,
+            macvlan_mode: MacvlanMode::Bridge,
         }
     }
 }
@@ -528,9 +532,10 @@ impl Emulator {
             })
             .collect();
         let (sw_ns, parent, all) = (config.sw_ns.clone(), config.parent.clone(), names.clone());
+        let mode = config.macvlan_mode;
         let namespaces = tokio::task::spawn_blocking(move || {
             let namespaces = Namespaces::create(all)?;
-            net::create_macvlans(&sw_ns, &parent, &links)?;
+            net::create_macvlans(&sw_ns, &parent, mode, &links)?;
             anyhow::Ok(namespaces)
         })
         .await

@@ -104,8 +104,8 @@ impl Drop for Namespaces {
     }
 }
 
-/// One macvlan (mode bridge) to create on `parent` and place, up, in a
-/// namespace under the name [`IFACE`].
+/// One macvlan to create on `parent` and place, up, in a namespace under
+/// the name [`IFACE`].
 #[derive(Clone, Debug)]
 pub struct Macvlan {
     /// Target namespace.
@@ -114,16 +114,49 @@ pub struct Macvlan {
     pub mac: [u8; 6],
 }
 
+/// How macvlans on one parent reach each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// Siblings talk directly: every broadcast (DHCP, ARP) is copied to
+    /// every sibling, which costs N copies per broadcast on N switches.
+    #[default]
+    Bridge,
+    /// Siblings are isolated: everything leaves through the parent, as on
+    /// a switch port facing the proxy. Scales to thousands of switches; the
+    /// site DHCP server must then sit behind the parent (see
+    /// `dhcp_server::Placement::ProxyPort`).
+    Private,
+}
+
+impl MacvlanMode {
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Bridge => "bridge",
+            Self::Private => "private",
+        }
+    }
+}
+
+/// Broadcast queue of every macvlan: room for a boot storm of broadcasts
+/// arriving on the parent (the kernel default is 1,000).
+const BC_QUEUE_LEN: u32 = 65_536;
+
 /// Creates all `links` on `parent` (which lives in namespace `parent_ns`) in
 /// one batch.
-pub fn create_macvlans(parent_ns: &str, parent: &str, links: &[Macvlan]) -> anyhow::Result<()> {
+pub fn create_macvlans(
+    parent_ns: &str,
+    parent: &str,
+    mode: MacvlanMode,
+    links: &[Macvlan],
+) -> anyhow::Result<()> {
     let lines: Vec<String> = links
         .iter()
         .map(|l| {
             format!(
-                "link add link {parent} name {IFACE} netns {} address {} up type macvlan mode bridge",
+                "link add link {parent} name {IFACE} netns {} address {} up type macvlan mode {} bcqueuelen {BC_QUEUE_LEN}",
                 l.netns,
-                mac_string(&l.mac)
+                mac_string(&l.mac),
+                mode.keyword(),
             )
         })
         .collect();
