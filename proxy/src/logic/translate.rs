@@ -241,8 +241,16 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
 }
 
 async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
+    // An earlier attempt (before a proxy restart, or whose answer never
+    // reached the server) may have installed it already.
+    let repeat = core.record(mac).is_some_and(|r| {
+        !matches!(
+            r.job.image.status,
+            JobStatus::NotApplicable | JobStatus::NotStarted
+        )
+    });
     set_status(core, mac, File::Image, JobStatus::Upgrading, None);
-    let result = image_install_steps(core, mac, i).await;
+    let result = image_install_steps(core, mac, i, repeat).await;
     match &result {
         Ok(()) => set_status(core, mac, File::Image, JobStatus::Upgraded, None),
         Err(reason) => set_status(
@@ -256,7 +264,12 @@ async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(
     result
 }
 
-async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
+async fn image_install_steps(
+    core: &Arc<Core>,
+    mac: Mac,
+    i: &ImageInstall,
+    repeat: bool,
+) -> Result<(), String> {
     let ip = client_ip(core, mac)?;
     let name = i
         .source
@@ -273,9 +286,10 @@ async fn image_install_steps(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Re
     }
     // A repeated job (the server re-sent it after a proxy restart, or never
     // got the first answer) must not install and reload a second time.
-    if core
-        .record(mac)
-        .is_some_and(|r| runs_image(r.image.as_deref(), &name))
+    if repeat
+        && core
+            .record(mac)
+            .is_some_and(|r| runs_image(r.image.as_deref(), &name))
     {
         log::info!(target: "smi_proxy", "{mac}: already runs {name}; image-install done without reloading");
         return Ok(());
