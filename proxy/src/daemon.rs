@@ -503,6 +503,9 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
             }
         })
     };
+    // The local DHCP server ([dhcp_localserver]); it taps the dataplane events.
+    let (dp_rx, _dhcp) =
+        crate::dhcp::start_from(cfg, proxy_ip, dp.table(), dp_rx, cancel.clone()).await?;
     let (director, started) = match proxy_ip {
         Some(ip) => {
             let started = start_director(&run, ip, dp.table(), dp_rx, cancel.clone()).await?;

@@ -8,6 +8,7 @@
 //! - [`pnp`]: the PnP side (pure XML codec).
 //! - [`udi`]: the device identity both sides speak of.
 //! - [`store`]: the proxy database on disk.
+//! - [`dhcp`]: the local DHCP server (`vstack dhcp-localserver`).
 //! - [`cli`]: IOS-style show output and the operator commands.
 //! - [`config`]: the configuration file and the IOS `vstack` commands.
 //! - [`control`]: the control socket the operator commands use.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod dhcp;
 pub mod logging;
 pub mod logic;
 pub mod metrics;

@@ -59,7 +59,7 @@ pub mod line;
 pub mod snapshot;
 
 mod error;
-mod files;
+pub(crate) mod files;
 mod record;
 #[cfg(test)]
 mod tests;
