@@ -504,7 +504,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         })
     };
     // The local DHCP server ([dhcp_localserver]); it taps the dataplane events.
-    let (dp_rx, _dhcp) =
+    let (dp_rx, dhcp) =
         crate::dhcp::start_from(cfg, proxy_ip, dp.table(), dp_rx, cancel.clone()).await?;
     let (director, started) = match proxy_ip {
         Some(ip) => {
@@ -523,7 +523,8 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         }
     };
     let dp = Arc::new(std::sync::Mutex::new(dp));
-    let control = Arc::new(Control::new(&run, started, dp.clone()));
+    let dhcp_stats = dhcp.as_ref().map(|d| d.stats.clone());
+    let control = Arc::new(Control::new(&run, started, dp.clone(), dhcp_stats));
     let server = crate::control::ControlServer::bind(&cfg.control_socket).await?;
     let control_task = tokio::spawn(server.run(control.clone(), cancel.clone()));
     let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
@@ -538,6 +539,9 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     }
     let _ = control_task.await;
     let _ = metrics_task.await;
+    if let Some(dhcp) = dhcp {
+        let _ = dhcp.task.await;
+    }
     let _ = std::fs::remove_file(&cfg.control_socket);
     drop(dp);
     log::info!(
@@ -605,6 +609,8 @@ struct DirectorParts {
 /// What the control socket can see and change in the running daemon.
 struct Control {
     director: Option<DirectorParts>,
+    /// Counters of the local DHCP server, when it runs.
+    dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
     dataplane: Arc<std::sync::Mutex<Dataplane>>,
     config: std::sync::Mutex<ConfigState>,
     extra_startup_vlans: Vec<u16>,
@@ -616,9 +622,11 @@ impl Control {
         run: &RunConfig,
         director: Option<DirectorParts>,
         dataplane: Arc<std::sync::Mutex<Dataplane>>,
+        dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
     ) -> Self {
         Self {
             director,
+            dhcp,
             dataplane,
             config: std::sync::Mutex::new(ConfigState {
                 running: run.config.clone(),
@@ -756,6 +764,9 @@ impl crate::metrics::MetricsSource for Control {
             }
         }
         drop(dp);
+        if let Some(dhcp) = &self.dhcp {
+            dhcp.render(&mut out);
+        }
         let Some(d) = &self.director else {
             return out.finish();
         };
