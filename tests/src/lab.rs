@@ -105,17 +105,7 @@ impl Topology {
             "pnp0",
         ])?;
         pnp.ip(&["addr", "add", &format!("{PNP_IP}/24"), "dev", "eth0"])?;
-        // Many switches ARP for the proxy at once.
-        for ns in [&sw, &px] {
-            for setting in [
-                "net.ipv4.neigh.default.gc_thresh3=65536",
-                "net.ipv4.neigh.default.gc_thresh2=32768",
-            ] {
-                let _ = Command::new("ip")
-                    .args(["netns", "exec", ns.name(), "sysctl", "-qw", setting])
-                    .output();
-            }
-        }
+        raise_neighbour_limits()?;
         let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir)?;
@@ -369,6 +359,30 @@ pub fn metric(text: &str, sample: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(sample))
         .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// Raises the kernel's neighbour-table limits (`gc_thresh1..3`; one table
+/// shared by every namespace, default 128/512/1024 entries) so that
+/// thousands of switches, each in its own namespace with a neighbour entry
+/// for the proxy and one in the proxy's, neither overflow it nor see their
+/// entries collected. Only ever raises them.
+pub fn raise_neighbour_limits() -> anyhow::Result<()> {
+    for (key, want) in [
+        ("gc_thresh1", 32_768u64),
+        ("gc_thresh2", 65_536),
+        ("gc_thresh3", 131_072),
+    ] {
+        let path = format!("/proc/sys/net/ipv4/neigh/default/{key}");
+        let now: u64 = std::fs::read_to_string(&path)
+            .with_context(|| path.clone())?
+            .trim()
+            .parse()
+            .with_context(|| path.clone())?;
+        if now < want {
+            std::fs::write(&path, want.to_string()).with_context(|| path.clone())?;
+        }
+    }
+    Ok(())
 }
 
 /// Raises this process's open-file limit (soft and hard) to `want`, or as

@@ -330,6 +330,26 @@ pub fn set_ipv4(iface: &str, ip: Ipv4Addr, prefix_len: u8) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Removes the IPv4 address of `iface` (SIOCSIFADDR with 0.0.0.0, as
+/// `ifconfig <iface> 0.0.0.0`), in the calling thread's namespace; its
+/// routes go with it.
+pub fn clear_ipv4(iface: &str) -> anyhow::Result<()> {
+    let sock = ioctl_socket()?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name = ifname(iface)?;
+    req.ifr_ifru.ifru_addr = sockaddr_v4(Ipv4Addr::UNSPECIFIED);
+    // SAFETY: valid fd and a properly initialised ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFADDR, &raw mut req) } != 0 {
+        let err = std::io::Error::last_os_error();
+        // No address to remove.
+        if err.raw_os_error() != Some(libc::EADDRNOTAVAIL) {
+            bail!("SIOCSIFADDR {iface} 0.0.0.0: {err}");
+        }
+    }
+    Ok(())
+}
+
 /// Adds an IPv4 route `dst/prefix_len` out of `iface` (via `gateway` if
 /// given, which must be on-link) with SIOCADDRT, in the calling thread's
 /// namespace; an existing route counts as success.
