@@ -275,6 +275,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         println!("\nlab# show {}", cmd.join(" "));
         print_head(&text, 25);
     }
+    if let Ok(json) = lab::show(&topo, &["vstack", "download-status", "--json"]) {
+        println!("{}", download_totals(&json));
+    }
     if let Some(server) = &builtin {
         let responses = server
             .entries()
@@ -371,4 +374,33 @@ fn print_head(text: &str, lines: usize) {
     if all.len() > lines {
         println!("... ({} more lines)", all.len() - lines);
     }
+}
+
+/// `totals: <n> jobs; image <status> <count>, ...; config ...` from
+/// `show vstack download-status --json`.
+fn download_totals(json: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return "totals: (unreadable download-status)".into();
+    };
+    let entries = v["entries"].as_array().cloned().unwrap_or_default();
+    let count = |file: &str| {
+        let mut by = std::collections::BTreeMap::<String, usize>::new();
+        for e in &entries {
+            let status = match &e[file]["status"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            *by.entry(status).or_default() += 1;
+        }
+        by.iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "totals: {} jobs; image: {}; config: {}",
+        entries.len(),
+        count("image"),
+        count("config")
+    )
 }
