@@ -79,6 +79,13 @@ const ONBOARD_RETRY_FIRST: Duration = Duration::from_secs(5);
 /// capable costs one probe round every this often.
 const ONBOARD_RETRY_MAX: Duration = Duration::from_secs(300);
 
+/// Clients told to fetch a file (tailored configuration, configuration,
+/// image list and image) at once. The TFTP server runs at most 512
+/// transfers and refuses more with "server busy", which a switch takes as
+/// a failed download; with one shared image download, a thousand image
+/// installs would otherwise all start in the same second.
+const DELIVERIES_MAX: usize = 128;
+
 /// The proxy core, shared by its tasks.
 pub struct Core {
     cfg: CoreConfig,
@@ -97,6 +104,8 @@ pub struct Core {
     neigh: Option<NeighbourSeeder>,
     /// Files fetched from the PnP server, shared by concurrent installs.
     fetches: fetch::FetchCache,
+    /// Admission of deliveries ([`DELIVERIES_MAX`]).
+    deliveries: tokio::sync::Semaphore,
 }
 
 fn now() -> u64 {
@@ -166,6 +175,7 @@ impl Core {
             smi: Arc::default(),
             neigh,
             fetches: fetch::FetchCache::default(),
+            deliveries: tokio::sync::Semaphore::new(DELIVERIES_MAX),
         });
         (core, jobs_tx, jobs_rx, reports_rx)
     }
@@ -467,6 +477,11 @@ impl Core {
     /// Pushes the tailored configuration and waits for the client's
     /// reverse-telnet session; records PID/VID/SN, version and image.
     pub(crate) async fn identify(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+        let turn = self
+            .deliveries
+            .acquire()
+            .await
+            .map_err(|_| "shutting down".to_string())?;
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters).identities.insert(ip, tx);
         let msg = Message::ConfigUpgrade {
@@ -489,6 +504,7 @@ impl Core {
                 ));
             }
         };
+        drop(turn);
         let udi = sv.udi().map_err(|e| format!("show version: {e}"))?;
         log::info!(target: "smi_proxy", "{mac}: identified as {udi}");
         self.update(mac, move |r| {
@@ -546,6 +562,11 @@ impl Core {
         file: StagedFile,
         msg: Message,
     ) -> Result<(), String> {
+        let _turn = self
+            .deliveries
+            .acquire()
+            .await
+            .map_err(|_| "shutting down".to_string())?;
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters)
             .downloads
