@@ -106,6 +106,10 @@ impl Topology {
         ])?;
         pnp.ip(&["addr", "add", &format!("{PNP_IP}/24"), "dev", "eth0"])?;
         raise_neighbour_limits()?;
+        // Leftovers of a killed run under the same prefix: its pinned
+        // client table would be taken for this run's clients.
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/{prefix}"));
+        let _ = std::fs::remove_dir_all(&pin_dir);
         let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir)?;
@@ -114,7 +118,7 @@ impl Topology {
             sw,
             px,
             pnp,
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
+            pin_dir,
             state_dir,
             layout,
         })
