@@ -25,7 +25,7 @@ use crate::smi::director::{self, Limits, SMI_PORT};
 use crate::smi::showver::ShowVersion;
 use crate::smi::telnet::Session;
 use crate::smi::tftp::{StagedFile, Staging, TftpEvent};
-use crate::store::{ClientRecord, EntryState, Mac, Store};
+use crate::store::{ClientRecord, EntryState, JobStatus, Mac, Store};
 
 /// Settings of the proxy logic.
 #[derive(Clone, Debug)]
@@ -281,9 +281,12 @@ impl Core {
                 }
             }
             if let Some(ip) = rec.ip {
-                // It may have reloaded while no daemon ran (an image
-                // install cut short by a crash): learn what it runs now.
-                self.start_onboarding(rec.mac, ip, true);
+                // An image install cut short by the stop: the client may
+                // have reloaded meanwhile, so learn what it runs now.
+                // (Others are not identified again: that pushes the
+                // tailored configuration over their startup one.)
+                let interrupted = rec.job.image.status == JobStatus::Upgrading;
+                self.start_onboarding(rec.mac, ip, interrupted);
             }
         }
     }
