@@ -279,6 +279,18 @@ async fn drive(
 
 /// Feeds emulator events to the tracker for `period` (a fault that lasts
 /// that long by definition).
+/// Drives until a quarter of the switches are done, and checks that some
+/// are not yet (`fault` names what must land mid-run).
+async fn drive_to_mid_run(emu: &mut Emulator, t: &mut Tracker, deadline: Instant, fault: &str) {
+    let n = t.switches.len();
+    let quarter = (n / 4).max(1);
+    drive(emu, t, deadline, "a quarter of the switches done", |t| {
+        t.done() >= quarter
+    })
+    .await;
+    assert!(t.done() < n, "{fault}: {}", t.summary());
+}
+
 async fn drive_for(emu: &mut Emulator, t: &mut Tracker, period: Duration) {
     let end = Instant::now() + period;
     loop {
@@ -737,20 +749,7 @@ fn pnp_server_gone_for_30s() {
         let mut emu = switches(&topo, n, spread).await;
         let deadline = Instant::now() + run_limit(n) + OUTAGE;
         let mut t = Tracker::new(n);
-        let quarter = (n as usize / 4).max(1);
-        drive(
-            &mut emu,
-            &mut t,
-            deadline,
-            "a quarter of the switches done",
-            |t| t.done() >= quarter,
-        )
-        .await;
-        assert!(
-            t.done() < n as usize,
-            "the outage must start mid-run: {}",
-            t.summary()
-        );
+        drive_to_mid_run(&mut emu, &mut t, deadline, "the outage must start mid-run").await;
 
         let before = lab::metrics(&topo).expect("metrics");
         let errors_before = family_sum(&before, "smi_proxy_pnp_errors_total");
@@ -1044,20 +1043,7 @@ fn hostile_traffic_during_run() {
         let mut emu = switches(&topo, n, spread).await;
         let deadline = Instant::now() + run_limit(n);
         let mut t = Tracker::new(n);
-        let quarter = (n as usize / 4).max(1);
-        drive(
-            &mut emu,
-            &mut t,
-            deadline,
-            "a quarter of the switches done",
-            |t| t.done() >= quarter,
-        )
-        .await;
-        assert!(
-            t.done() < n as usize,
-            "the hostile traffic must come mid-run: {}",
-            t.summary()
-        );
+        drive_to_mid_run(&mut emu, &mut t, deadline, "the hostile traffic must come mid-run").await;
         // A switch that is done is admitted in the kernel: its MAC and
         // address carry the oversize length words.
         let admitted: SwitchHandle = emu
