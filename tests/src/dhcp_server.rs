@@ -217,9 +217,9 @@ impl DhcpServer {
                         ],
                     )?;
                     crate::netns::ip_in(px_ns, &["link", "set", port, "master", bridge, "up"])?;
-                    crate::netns::ip_in(&cfg.netns, &["link", "set", IFACE, "up"])?;
                 }
             }
+            net::up_without_ipv6_in(netns.names())?;
             let cidr = format!("{}/{}", cfg.address, cfg.prefix_len);
             crate::netns::ip_in(&cfg.netns, &["addr", "add", &cidr, "dev", IFACE])?;
             anyhow::Ok(netns)

@@ -4,10 +4,15 @@
 //! client's MAC and address before it first connects to it. Without a
 //! neighbour entry that first connect broadcasts an ARP request, which a
 //! segment of thousands of switches copies to every one of them; in a boot
-//! storm this is what loses probes. As DHCP snooping switches do, the daemon
-//! adds a `STALE` entry (the kernel confirms it with a unicast probe when
-//! it is first used). An entry that already exists, static or learned, is
-//! left alone.
+//! storm this is what loses probes, and what a whole segment then pays for
+//! each retry. As DHCP snooping switches do, the daemon adds a `STALE` entry
+//! (the kernel confirms it with a unicast probe when it is first used), and
+//! puts it back to `STALE` before each attempt to reach the client unless
+//! the kernel holds it confirmed (`REACHABLE`) or static: an unconfirmed
+//! entry (`DELAY`, `PROBE`) would otherwise turn `FAILED` after a few
+//! seconds of unicast probes, and the next packet to it (a retransmitted
+//! SYN) would broadcast. The binding is known, so there is never a reason
+//! to broadcast for it.
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
@@ -35,19 +40,39 @@ pub enum NeighError {
     },
 }
 
+/// What [`NeighbourSeeder::seed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeded {
+    /// There was no entry; a `STALE` one was added.
+    Added,
+    /// The entry was unconfirmed or given up on; it is `STALE` again.
+    Refreshed,
+    /// The entry was usable (or static) and is left alone.
+    Kept,
+}
+
 /// A netlink route socket bound to one interface's neighbour table.
 pub struct NeighbourSeeder {
-    fd: OwnedFd,
+    /// One request and its answer at a time.
+    fd: std::sync::Mutex<OwnedFd>,
     ifindex: u32,
     seq: std::sync::atomic::AtomicU32,
 }
 
-/// `RTM_NEWNEIGH` of `<linux/rtnetlink.h>`.
+/// `RTM_NEWNEIGH` and `RTM_GETNEIGH` of `<linux/rtnetlink.h>`.
 const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
 /// `NLMSG_ERROR`: the kernel's acknowledgement.
 const NLMSG_ERROR: u16 = 2;
 /// `NUD_STALE`: usable at once, confirmed by a unicast probe on first use.
 const NUD_STALE: u16 = 0x04;
+/// `NUD_REACHABLE`, `NUD_NOARP`, `NUD_PERMANENT`: confirmed or static,
+/// left alone.
+const NUD_REACHABLE: u16 = 0x02;
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
+/// `NUD_FAILED`.
+const NUD_FAILED: u16 = 0x20;
 /// `NDA_DST` and `NDA_LLADDR`.
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
@@ -109,70 +134,107 @@ impl NeighbourSeeder {
             });
         }
         Ok(Self {
-            fd,
+            fd: std::sync::Mutex::new(fd),
             ifindex,
             seq: std::sync::atomic::AtomicU32::new(1),
         })
     }
 
-    /// Adds `ip -> mac` as a `STALE` entry unless one exists. Returns
-    /// whether an entry was added. One send and one acknowledgement, a few
-    /// microseconds.
-    pub fn seed(&self, ip: Ipv4Addr, mac: [u8; 6]) -> Result<bool, NeighError> {
+    /// Makes sure the kernel will not broadcast for `ip` in the next few
+    /// seconds: adds `ip -> mac` as a `STALE` entry if there is none, and
+    /// sets it back to `STALE` unless it is `STALE` already, `REACHABLE` or
+    /// static. One to three netlink round trips of a few microseconds each.
+    pub fn seed(&self, ip: Ipv4Addr, mac: [u8; 6]) -> Result<Seeded, NeighError> {
+        let fd = self
+            .fd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let create = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        match self.call(&fd, &set_request(self.ifindex, ip, mac, create))? {
+            Reply::Ack => return Ok(Seeded::Added),
+            Reply::Errno(e) if e == libc::EEXIST => {}
+            Reply::Errno(e) => return Err(refused(ip, e)),
+            Reply::State(_) => {}
+        }
+        let state = match self.call(&fd, &get_request(self.ifindex, ip))? {
+            Reply::State(state) => state,
+            // Removed meanwhile (garbage collection): as good as failed.
+            Reply::Errno(e) if e == libc::ENOENT => NUD_FAILED,
+            Reply::Errno(e) => return Err(refused(ip, e)),
+            Reply::Ack => return Ok(Seeded::Kept),
+        };
+        if state == NUD_STALE || state & (NUD_REACHABLE | NUD_NOARP | NUD_PERMANENT) != 0 {
+            return Ok(Seeded::Kept);
+        }
+        let replace = (libc::NLM_F_CREATE | libc::NLM_F_REPLACE) as u16;
+        match self.call(&fd, &set_request(self.ifindex, ip, mac, replace))? {
+            Reply::Ack | Reply::State(_) => Ok(Seeded::Refreshed),
+            Reply::Errno(e) => Err(refused(ip, e)),
+        }
+    }
+
+    /// Sends one request and reads until its answer.
+    fn call(&self, fd: &OwnedFd, req: &[u8]) -> Result<Reply, NeighError> {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let req = request(self.ifindex, ip, mac, seq);
+        let mut req = req.to_vec();
+        req[8..12].copy_from_slice(&seq.to_ne_bytes());
         // SAFETY: valid fd; the buffer outlives the call.
-        let sent = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+        let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if sent < 0 {
             return Err(NeighError::Io {
                 what: "send",
                 source: std::io::Error::last_os_error(),
             });
         }
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 512];
         loop {
             // SAFETY: valid fd; the buffer outlives the call.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             let Ok(n) = usize::try_from(n) else {
                 return Err(NeighError::Io {
                     what: "recv",
                     source: std::io::Error::last_os_error(),
                 });
             };
-            match ack_errno(&buf[..n], seq) {
-                None => continue,
-                Some(0) => return Ok(true),
-                Some(e) if e == libc::EEXIST => return Ok(false),
-                Some(e) => {
-                    return Err(NeighError::Refused {
-                        ip,
-                        source: std::io::Error::from_raw_os_error(e),
-                    });
-                }
+            if let Some(reply) = parse_reply(&buf[..n], seq) {
+                return Ok(reply);
             }
         }
     }
 }
 
-/// The `RTM_NEWNEIGH` request (create only, acknowledged).
-fn request(ifindex: u32, ip: Ipv4Addr, mac: [u8; 6], seq: u32) -> [u8; REQUEST_LEN] {
-    let flags =
-        (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+fn refused(ip: Ipv4Addr, errno: i32) -> NeighError {
+    NeighError::Refused {
+        ip,
+        source: std::io::Error::from_raw_os_error(errno),
+    }
+}
+
+/// The kernel's answer to one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    /// Done.
+    Ack,
+    /// Refused with this (positive) errno.
+    Errno(i32),
+    /// The entry asked for, in this `NUD_*` state.
+    State(u16),
+}
+
+/// An acknowledged `RTM_NEWNEIGH` request setting `ip -> mac`, `STALE`,
+/// with `flags` (`NLM_F_CREATE` and `NLM_F_EXCL` or `NLM_F_REPLACE`);
+/// the sequence number is filled in by the caller.
+fn set_request(ifindex: u32, ip: Ipv4Addr, mac: [u8; 6], flags: u16) -> [u8; REQUEST_LEN] {
     let mut m = [0u8; REQUEST_LEN];
-    m[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
-    m[4..6].copy_from_slice(&RTM_NEWNEIGH.to_ne_bytes());
-    m[6..8].copy_from_slice(&flags.to_ne_bytes());
-    m[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // ndmsg: family, pad, pad, ifindex, state, flags, type.
-    m[16] = libc::AF_INET as u8;
-    m[20..24].copy_from_slice(&ifindex.to_ne_bytes());
+    header(
+        &mut m,
+        RTM_NEWNEIGH,
+        flags | libc::NLM_F_ACK as u16,
+        ifindex,
+        ip,
+    );
     m[24..26].copy_from_slice(&NUD_STALE.to_ne_bytes());
     m[27] = libc::RTN_UNICAST;
-    // NDA_DST: rtattr (len 8, type) + address.
-    m[28..30].copy_from_slice(&8u16.to_ne_bytes());
-    m[30..32].copy_from_slice(&NDA_DST.to_ne_bytes());
-    m[32..36].copy_from_slice(&ip.octets());
     // NDA_LLADDR: rtattr (len 10, type) + MAC, padded to 12.
     m[36..38].copy_from_slice(&10u16.to_ne_bytes());
     m[38..40].copy_from_slice(&NDA_LLADDR.to_ne_bytes());
@@ -180,15 +242,47 @@ fn request(ifindex: u32, ip: Ipv4Addr, mac: [u8; 6], seq: u32) -> [u8; REQUEST_L
     m
 }
 
-/// The (positive) errno of the acknowledgement of `seq` in `reply`, `Some(0)`
-/// for success, `None` if `reply` is something else. Bounds-checked.
-fn ack_errno(reply: &[u8], seq: u32) -> Option<i32> {
+/// An `RTM_GETNEIGH` request for the one entry of `ip` (state and type
+/// must be zero, or the kernel refuses it).
+fn get_request(ifindex: u32, ip: Ipv4Addr) -> [u8; 36] {
+    let mut m = [0u8; 36];
+    header(&mut m, RTM_GETNEIGH, 0, ifindex, ip);
+    m
+}
+
+/// nlmsghdr (length, type, `NLM_F_REQUEST | flags`), ndmsg and `NDA_DST`.
+fn header(m: &mut [u8], kind: u16, flags: u16, ifindex: u32, ip: Ipv4Addr) {
+    let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    m[4..6].copy_from_slice(&kind.to_ne_bytes());
+    m[6..8].copy_from_slice(&(flags | libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    // ndmsg: family, pad, pad, ifindex, state, flags, type.
+    m[16] = libc::AF_INET as u8;
+    m[20..24].copy_from_slice(&ifindex.to_ne_bytes());
+    // NDA_DST: rtattr (len 8, type) + address.
+    m[28..30].copy_from_slice(&8u16.to_ne_bytes());
+    m[30..32].copy_from_slice(&NDA_DST.to_ne_bytes());
+    m[32..36].copy_from_slice(&ip.octets());
+}
+
+/// The answer to request `seq` in `reply`, `None` if `reply` is something
+/// else. Bounds-checked.
+fn parse_reply(reply: &[u8], seq: u32) -> Option<Reply> {
     let word = |at: usize| -> Option<[u8; 4]> { reply.get(at..at + 4)?.try_into().ok() };
-    let kind = u16::from_ne_bytes(reply.get(4..6)?.try_into().ok()?);
-    if kind != NLMSG_ERROR || u32::from_ne_bytes(word(8)?) != seq {
+    let half = |at: usize| -> Option<u16> {
+        Some(u16::from_ne_bytes(reply.get(at..at + 2)?.try_into().ok()?))
+    };
+    if u32::from_ne_bytes(word(8)?) != seq {
         return None;
     }
-    Some(i32::from_ne_bytes(word(16)?).saturating_neg())
+    match half(4)? {
+        NLMSG_ERROR => match i32::from_ne_bytes(word(16)?).saturating_neg() {
+            0 => Some(Reply::Ack),
+            e => Some(Reply::Errno(e)),
+        },
+        RTM_NEWNEIGH => Some(Reply::State(half(24)?)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -197,32 +291,48 @@ mod tests {
 
     #[test]
     fn request_layout() {
-        let m = request(
+        let flags = (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
+        let m = set_request(
             7,
             Ipv4Addr::new(198, 18, 0, 10),
             [0, 0x1e, 0xf7, 0, 0, 1],
-            9,
+            flags,
         );
         assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 48);
         assert_eq!(
             u16::from_ne_bytes(m[4..6].try_into().unwrap()),
             RTM_NEWNEIGH
         );
-        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 9);
+        let sent = u16::from_ne_bytes(m[6..8].try_into().unwrap());
+        assert_eq!(sent, flags | (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16);
         assert_eq!(u32::from_ne_bytes(m[20..24].try_into().unwrap()), 7);
+        assert_eq!(u16::from_ne_bytes(m[24..26].try_into().unwrap()), NUD_STALE);
         assert_eq!(&m[32..36], &[198, 18, 0, 10]);
         assert_eq!(&m[40..46], &[0, 0x1e, 0xf7, 0, 0, 1]);
+        let g = get_request(7, Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(u32::from_ne_bytes(g[0..4].try_into().unwrap()), 36);
+        assert_eq!(
+            u16::from_ne_bytes(g[4..6].try_into().unwrap()),
+            RTM_GETNEIGH
+        );
+        assert_eq!(&g[32..36], &[198, 18, 0, 10]);
     }
 
     #[test]
-    fn acknowledgements() {
+    fn replies() {
         let mut ack = [0u8; 36];
         ack[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         ack[8..12].copy_from_slice(&5u32.to_ne_bytes());
-        assert_eq!(ack_errno(&ack, 5), Some(0));
-        assert_eq!(ack_errno(&ack, 6), None);
+        assert_eq!(parse_reply(&ack, 5), Some(Reply::Ack));
+        assert_eq!(parse_reply(&ack, 6), None, "another request's");
         ack[16..20].copy_from_slice(&(-libc::EEXIST).to_ne_bytes());
-        assert_eq!(ack_errno(&ack, 5), Some(libc::EEXIST));
-        assert_eq!(ack_errno(&ack[..10], 5), None, "truncated");
+        assert_eq!(parse_reply(&ack, 5), Some(Reply::Errno(libc::EEXIST)));
+        assert_eq!(parse_reply(&ack[..10], 5), None, "truncated");
+        let mut entry = [0u8; 40];
+        entry[4..6].copy_from_slice(&RTM_NEWNEIGH.to_ne_bytes());
+        entry[8..12].copy_from_slice(&5u32.to_ne_bytes());
+        entry[24..26].copy_from_slice(&NUD_FAILED.to_ne_bytes());
+        assert_eq!(parse_reply(&entry, 5), Some(Reply::State(NUD_FAILED)));
+        assert_eq!(parse_reply(&entry[..25], 5), None, "truncated");
     }
 }

@@ -312,9 +312,7 @@ impl Core {
                     r.vlan = ev.vlan;
                 });
                 log::info!(target: "smi_proxy", "{mac}: address {ip}");
-                if let Some(Err(e)) = self.neigh.as_ref().map(|n| n.seed(ip, mac.0)) {
-                    log::debug!(target: "smi_proxy", "{mac}: neighbour entry for {ip}: {e}");
-                }
+                self.seed_neighbour(mac, ip);
                 self.start_onboarding(mac, ip, false);
             }
             EventKind::ClientRestarted => {
@@ -460,6 +458,7 @@ impl Core {
                 let gap = Duration::from_millis(500 * u64::from(attempt));
                 tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
             }
+            self.seed_neighbour(mac, ip);
             let result = director::probe(addr, &self.cfg.limits).await;
             self.smi.record(director::SmiMessage::Probe, &result);
             match result {
@@ -491,7 +490,7 @@ impl Core {
             url: self.tailored.url(self.cfg.proxy_ip.into()),
             reload: None,
         };
-        if let Err(e) = self.send_smi(ip, &msg).await {
+        if let Err(e) = self.send_smi(mac, ip, &msg).await {
             lock(&self.waiters).identities.remove(&ip);
             return Err(format!("sending the tailored configuration: {e}"));
         }
@@ -575,7 +574,7 @@ impl Core {
             .downloads
             .insert(file.path().to_owned(), tx);
         log::info!(target: "smi_proxy", "{mac}: {} with {}", msg.name(), file.path());
-        if let Err(e) = self.send_smi(ip, &msg).await {
+        if let Err(e) = self.send_smi(mac, ip, &msg).await {
             lock(&self.waiters).downloads.remove(file.path());
             return Err(format!("client unreachable: {e}"));
         }
@@ -630,8 +629,22 @@ impl Core {
         Ok(rx)
     }
 
-    /// Sends one director message to the client at `ip` and counts it.
-    async fn send_smi(&self, ip: Ipv4Addr, msg: &Message) -> Result<(), director::DirectorError> {
+    /// Makes sure reaching `mac` at `ip` does not broadcast an ARP request
+    /// (see [`NeighbourSeeder`]).
+    fn seed_neighbour(&self, mac: Mac, ip: Ipv4Addr) {
+        if let Some(Err(e)) = self.neigh.as_ref().map(|n| n.seed(ip, mac.0)) {
+            log::debug!(target: "smi_proxy", "{mac}: neighbour entry for {ip}: {e}");
+        }
+    }
+
+    /// Sends one director message to the client `mac` at `ip` and counts it.
+    async fn send_smi(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+        msg: &Message,
+    ) -> Result<(), director::DirectorError> {
+        self.seed_neighbour(mac, ip);
         let result = director::send(SocketAddr::from((ip, SMI_PORT)), msg, &self.cfg.limits).await;
         self.smi.record(director::SmiMessage::of(msg), &result);
         result

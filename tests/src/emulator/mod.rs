@@ -536,6 +536,7 @@ impl Emulator {
         let namespaces = tokio::task::spawn_blocking(move || {
             let namespaces = Namespaces::create(all)?;
             net::create_macvlans(&sw_ns, &parent, mode, &links)?;
+            net::up_without_ipv6_in(namespaces.names())?;
             anyhow::Ok(namespaces)
         })
         .await

@@ -77,13 +77,6 @@ impl Namespaces {
             .map(|n| format!("netns add {n}"))
             .collect();
         ip_batch(None, false, &add)?;
-        // Interfaces created later in these namespaces start without IPv6,
-        // as an unconfigured legacy switch: no DAD, RS or MLD on the wire.
-        for name in &this.names {
-            let _in = NsGuard::enter(name)?;
-            std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
-                .with_context(|| format!("disable IPv6 in {name}"))?;
-        }
         Ok(this)
     }
 
@@ -142,7 +135,7 @@ impl MacvlanMode {
 const BC_QUEUE_LEN: u32 = 65_536;
 
 /// Creates all `links` on `parent` (which lives in namespace `parent_ns`) in
-/// one batch.
+/// one batch, down: bring them up with [`up_without_ipv6_in`].
 pub fn create_macvlans(
     parent_ns: &str,
     parent: &str,
@@ -153,7 +146,7 @@ pub fn create_macvlans(
         .iter()
         .map(|l| {
             format!(
-                "link add link {parent} name {IFACE} netns {} address {} up type macvlan mode {} bcqueuelen {BC_QUEUE_LEN}",
+                "link add link {parent} name {IFACE} netns {} address {} type macvlan mode {} bcqueuelen {BC_QUEUE_LEN}",
                 l.netns,
                 mac_string(&l.mac),
                 mode.keyword(),
@@ -161,6 +154,103 @@ pub fn create_macvlans(
         })
         .collect();
     ip_batch(Some(parent_ns), false, &lines)
+}
+
+/// Brings [`IFACE`] up in each of `namespaces` with [`up_without_ipv6`],
+/// from the calling thread.
+pub fn up_without_ipv6_in(namespaces: &[String]) -> anyhow::Result<()> {
+    for ns in namespaces {
+        let _in = NsGuard::enter(ns)?;
+        up_without_ipv6(IFACE).with_context(|| format!("{IFACE} in {ns}"))?;
+    }
+    Ok(())
+}
+
+/// Brings `iface` up, in the calling thread's namespace, without IPv6
+/// addresses (address generation mode `none` first), as an unconfigured
+/// legacy switch: no DAD, router solicitation or MLD on the wire. Two
+/// netlink requests; the per-namespace `disable_ipv6` sysctl it replaces
+/// took the kernel 10 ms a namespace at 10,000 namespaces.
+pub fn up_without_ipv6(iface: &str) -> anyhow::Result<()> {
+    let cname = std::ffi::CString::new(iface).context("interface name")?;
+    // SAFETY: a valid NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if index == 0 {
+        bail!("no interface {iface}: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: plain socket(2); the fd is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        bail!("netlink socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh, valid descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE: NONE } }.
+    const IFLA_AF_SPEC: u16 = 26;
+    const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+    const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
+    let mut no_ipv6 = Vec::with_capacity(16);
+    no_ipv6.extend_from_slice(&16u16.to_ne_bytes());
+    no_ipv6.extend_from_slice(&IFLA_AF_SPEC.to_ne_bytes());
+    no_ipv6.extend_from_slice(&12u16.to_ne_bytes());
+    no_ipv6.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+    no_ipv6.extend_from_slice(&5u16.to_ne_bytes());
+    no_ipv6.extend_from_slice(&IFLA_INET6_ADDR_GEN_MODE.to_ne_bytes());
+    no_ipv6.extend_from_slice(&[IN6_ADDR_GEN_MODE_NONE, 0, 0, 0]);
+    let up = libc::IFF_UP as u32;
+    for (seq, (flags, attrs)) in [(0, no_ipv6.as_slice()), (up, &[][..])]
+        .into_iter()
+        .enumerate()
+    {
+        setlink(&sock, index, flags, attrs, seq as u32 + 1)
+            .with_context(|| format!("RTM_SETLINK {iface}"))?;
+    }
+    Ok(())
+}
+
+/// One acknowledged `RTM_SETLINK` of interface `index`: `IFF_UP` set to
+/// `flags`'s, then `attrs`.
+fn setlink(sock: &OwnedFd, index: u32, flags: u32, attrs: &[u8], seq: u32) -> anyhow::Result<()> {
+    const RTM_SETLINK: u16 = 19;
+    let len = 32 + attrs.len();
+    let mut m = vec![0u8; 32];
+    m[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&RTM_SETLINK.to_ne_bytes());
+    m[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // ifinfomsg: family, pad, type, index, flags, change.
+    m[20..24].copy_from_slice(&index.to_ne_bytes());
+    m[24..28].copy_from_slice(&flags.to_ne_bytes());
+    m[28..32].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+    m.extend_from_slice(attrs);
+    // SAFETY: valid fd; the buffer outlives the call.
+    if unsafe { libc::send(sock.as_raw_fd(), m.as_ptr().cast(), m.len(), 0) } < 0 {
+        bail!("send: {}", std::io::Error::last_os_error());
+    }
+    let mut buf = [0u8; 1024];
+    loop {
+        // SAFETY: valid fd; the buffer outlives the call.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else {
+            bail!("recv: {}", std::io::Error::last_os_error());
+        };
+        let field = |at: usize| buf[..n].get(at..at + 4).and_then(|b| b.try_into().ok());
+        let kind = buf[..n].get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+        if kind != Some(libc::NLMSG_ERROR as u16) || field(8).map(u32::from_ne_bytes) != Some(seq) {
+            continue;
+        }
+        return match field(16).map(i32::from_ne_bytes) {
+            Some(0) => Ok(()),
+            Some(e) => Err(std::io::Error::from_raw_os_error(-e).into()),
+            None => bail!("truncated acknowledgement"),
+        };
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
