@@ -529,6 +529,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     let control_task = tokio::spawn(server.run(control.clone(), cancel.clone()));
     let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
     let metrics_task = tokio::spawn(metrics.run(control, cancel.clone()));
+    tokio::spawn(return_freed_memory(cancel.clone()));
     println!("smi-proxy: ready");
     signals.wait().await;
     log::info!("stopping");
@@ -1007,6 +1008,30 @@ fn log_event(ev: &DataplaneEvent) {
             log::info!("client {mac} restarted (DHCP discover while upgrading)")
         }
         EventKind::Unknown(k) => log::debug!("unknown dataplane event kind {k} from {mac}"),
+    }
+}
+
+/// How often freed heap memory is handed back to the system.
+const TRIM_PERIOD: Duration = Duration::from_secs(10);
+
+/// Hands the heap memory freed since the last call back to the system,
+/// every [`TRIM_PERIOD`], until `cancel`. An onboarding wave of thousands
+/// of switches leaves megabytes freed in glibc's arenas (buffers of
+/// downloads and HTTP exchanges), which glibc keeps unless told: a
+/// 1,000-switch run at rest held 36 MiB, 25 MiB after a trim.
+async fn return_freed_memory(cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(TRIM_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim has no preconditions; 0 keeps no pad.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 

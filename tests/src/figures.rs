@@ -27,8 +27,11 @@ pub struct LabFigures {
     pub proxy_peak_rss_kib: u64,
     /// The daemon's resident memory before the first switch booted, KiB.
     pub proxy_rss_start_kib: u64,
-    /// The daemon's resident memory with every switch done (at rest), KiB.
+    /// The daemon's resident memory when the last switch was done, KiB.
     pub proxy_rss_end_kib: u64,
+    /// The daemon's resident memory at rest: [`REST`] after the last
+    /// switch was done (the daemon hands freed memory back every 10 s), KiB.
+    pub proxy_rss_rest_kib: u64,
     /// Messages the PnP server received from the proxy's agents (HELLO
     /// excluded): work-requests and work-responses.
     pub pnp_exchanges: u64,
@@ -42,11 +45,15 @@ pub struct LabFigures {
     pub added_latency_p99_ms: f64,
 }
 
+/// How long after the last switch the lab samples the daemon's memory at
+/// rest: past one period of the daemon's memory trim (10 s).
+pub const REST: std::time::Duration = std::time::Duration::from_secs(12);
+
 impl LabFigures {
     /// Resident memory per client at rest, KiB.
     pub fn rss_per_client_kib(&self) -> f64 {
         let grown = self
-            .proxy_rss_end_kib
+            .proxy_rss_rest_kib
             .saturating_sub(self.proxy_rss_start_kib);
         grown as f64 / self.clients.max(1) as f64
     }

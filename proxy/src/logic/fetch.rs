@@ -1,6 +1,7 @@
 //! Files fetched from the PnP server, shared by the clients that install
 //! them at the same time: a thousand switches given the same image cause
-//! one download and hold one copy in memory, not a thousand.
+//! one download and hold one copy in memory, not a thousand, and its MD5
+//! digest is computed once (off the runtime threads), not a thousand times.
 //!
 //! An entry lives while a client uses it ([`Shared`] handles); the last
 //! handle dropped removes it, so nothing is kept at rest. A failed fetch is
@@ -10,9 +11,34 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use md5::{Digest as _, Md5};
 use tokio::sync::OnceCell;
 
-type Cell = Arc<OnceCell<Bytes>>;
+type Cell = Arc<OnceCell<Fetched>>;
+
+/// A fetched file and its digest.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The contents.
+    pub data: Bytes,
+    /// Lower-case hex MD5 of `data`.
+    pub md5: Arc<str>,
+}
+
+impl Fetched {
+    /// `data` with its digest, computed on a blocking thread (an image
+    /// of hundreds of megabytes takes a second).
+    pub async fn new(data: Bytes) -> Result<Self, String> {
+        let copy = data.clone();
+        let md5 = tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&copy)))
+            .await
+            .map_err(|e| format!("digest task: {e}"))?;
+        Ok(Self {
+            data,
+            md5: md5.into(),
+        })
+    }
+}
 
 /// Downloads in flight or in use, by URL.
 #[derive(Default)]
@@ -28,9 +54,10 @@ pub struct Shared {
 }
 
 impl FetchCache {
-    /// The contents of `url`: fetched by `fetch` unless another client's
-    /// copy is in use or being fetched, in which case that one is awaited.
-    pub async fn get<F, Fut>(&self, url: &str, fetch: F) -> Result<(Shared, Bytes), String>
+    /// The contents of `url` and their digest: fetched by `fetch` unless
+    /// another client's copy is in use or being fetched, in which case that
+    /// one is awaited.
+    pub async fn get<F, Fut>(&self, url: &str, fetch: F) -> Result<(Shared, Fetched), String>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, String>>,
@@ -45,11 +72,12 @@ impl FetchCache {
             cell: Some(cell),
             entries: self.entries.clone(),
         };
-        let bytes = match &shared.cell {
-            Some(cell) => cell.get_or_try_init(fetch).await?.clone(),
-            None => fetch().await?,
+        let fetch_and_digest = || async { Fetched::new(fetch().await?).await };
+        let fetched = match &shared.cell {
+            Some(cell) => cell.get_or_try_init(fetch_and_digest).await?.clone(),
+            None => fetch_and_digest().await?,
         };
-        Ok((shared, bytes))
+        Ok((shared, fetched))
     }
 
     /// URLs with an entry (in use or being fetched).
@@ -110,8 +138,9 @@ mod tests {
         let _ = gate_tx.send(true);
         let mut held = Vec::new();
         for t in tasks {
-            let (shared, bytes) = t.await.expect("task").expect("fetch");
-            assert_eq!(&bytes[..], b"image");
+            let (shared, fetched) = t.await.expect("task").expect("fetch");
+            assert_eq!(&fetched.data[..], b"image");
+            assert_eq!(&*fetched.md5, "78805a221a988e79ef3f42d7c5bfd418");
             held.push(shared);
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
@@ -128,10 +157,10 @@ mod tests {
             .await;
         assert_eq!(failed.err().as_deref(), Some("server gone"));
         assert!(cache.is_empty());
-        let (_held, bytes) = cache
+        let (_held, fetched) = cache
             .get("u", || async { Ok(Bytes::from_static(b"ok")) })
             .await
             .expect("second try");
-        assert_eq!(&bytes[..], b"ok");
+        assert_eq!(&fetched.data[..], b"ok");
     }
 }

@@ -14,8 +14,6 @@
 //! | anything else               | refuses: PNP_ERROR_UNSUPPORTED_REQUEST                      |
 use std::sync::Arc;
 
-use md5::{Digest as _, Md5};
-
 use super::Core;
 use crate::pnp::agent::JobRequest;
 use crate::pnp::codec::{
@@ -125,15 +123,11 @@ async fn run(core: &Arc<Core>, mac: Mac, job: &Job, correlator: &str) -> Respons
     }
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    hex::encode(Md5::digest(data))
-}
-
-fn check_md5(data: &[u8], want: Option<&String>) -> Result<(), String> {
+/// `md5` (of the fetched file) against the job's checksum, if it gives one.
+fn check_md5(md5: &str, want: Option<&String>) -> Result<(), String> {
     match want {
-        Some(want) if !md5_hex(data).eq_ignore_ascii_case(want.trim()) => Err(format!(
-            "Error verifying checksum: md5 {} but the request says {want}",
-            md5_hex(data)
+        Some(want) if !md5.eq_ignore_ascii_case(want.trim()) => Err(format!(
+            "Error verifying checksum: md5 {md5} but the request says {want}"
         )),
         _ => Ok(()),
     }
@@ -208,11 +202,12 @@ async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result
 async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
     let ip = client_ip(core, mac)?;
     let url = &c.source.location;
-    let (_shared, data) = core
+    let (_shared, fetched) = core
         .fetches()
         .get(url, || fetch(core, url, core.config().config_cap))
         .await?;
-    check_md5(&data, c.source.checksum.as_ref())?;
+    check_md5(&fetched.md5, c.source.checksum.as_ref())?;
+    let data = fetched.data;
     let name = c
         .source
         .location
@@ -297,11 +292,12 @@ async fn image_install_steps(
     // One download (and one copy in memory) for every client installing
     // this image at the same time.
     let url = &i.source.location;
-    let (_shared, data) = core
+    let (_shared, fetched) = core
         .fetches()
         .get(url, || fetch(core, url, core.config().image_cap))
         .await?;
-    check_md5(&data, i.source.checksum.as_ref())?;
+    check_md5(&fetched.md5, i.source.checksum.as_ref())?;
+    let data = fetched.data;
     let dir = core.staging().stage_dir(mac.to_string());
     let image = dir.add(&name, data).map_err(|e| e.to_string())?;
     let list_name = format!("{}.txt", name.trim_end_matches(".tar"));

@@ -1214,8 +1214,11 @@ impl Agent {
         exit
     }
 
+    /// The HELLO and exchange futures (hyper's request and response inline)
+    /// are boxed while they run, so that the agent at rest between
+    /// exchanges, thousands of them at once, is a small task.
     async fn work(&mut self) -> AgentExit {
-        self.hello().await;
+        Box::pin(self.hello()).await;
         let mut wait = Duration::ZERO;
         let mut last_start: Option<Instant> = None;
         loop {
@@ -1225,7 +1228,7 @@ impl Agent {
             }
             tokio::time::sleep_until(at).await;
             last_start = Some(Instant::now());
-            let exchange = self.exchange().await;
+            let exchange = Box::pin(self.exchange()).await;
             wait = match self.pacer.next(&exchange) {
                 Next::Stop(exit) => return exit,
                 Next::After(d) => jitter(d),

@@ -303,6 +303,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .map(|s| figures::pnp_timing(&s.entries()))
         .unwrap_or_default();
     let mut added: Vec<f64> = turnaround.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    // At rest: a fixed time after the last switch, not a synchronisation.
+    let last_done = started + elapsed;
+    tokio::time::sleep_until((last_done + figures::REST).into()).await;
+    let at_rest = figures::proc_sample(pid)?;
     let fig = figures::LabFigures {
         clients: n,
         done,
@@ -313,19 +317,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         proxy_peak_rss_kib: at_end.hwm_kib,
         proxy_rss_start_kib: at_start.rss_kib,
         proxy_rss_end_kib: at_end.rss_kib,
+        proxy_rss_rest_kib: at_rest.rss_kib,
         pnp_exchanges: exchanges,
         pnp_exchanges_per_s: exchanges as f64 / elapsed.as_secs_f64().max(1e-3),
         added_latency_p50_ms: figures::quantile(&mut added, 0.5),
         added_latency_p99_ms: figures::quantile(&mut added, 0.99),
     };
     println!(
-        "\nper switch p50 {:.1} s, p99 {:.1} s; proxy CPU {:.1} s, RSS {} -> {} KiB (peak {} KiB, {:.2} KiB per client); \
+        "\nper switch p50 {:.1} s, p99 {:.1} s; proxy CPU {:.1} s, RSS {} -> {} KiB, at rest {} KiB \
+         (peak {} KiB, {:.2} KiB per client at rest); \
          {} PnP exchanges ({:.0}/s), proxy turnaround p50 {:.2} ms, p99 {:.2} ms",
         fig.per_switch_p50_s,
         fig.per_switch_p99_s,
         fig.proxy_cpu_s,
         fig.proxy_rss_start_kib,
         fig.proxy_rss_end_kib,
+        fig.proxy_rss_rest_kib,
         fig.proxy_peak_rss_kib,
         fig.rss_per_client_kib(),
         fig.pnp_exchanges,
