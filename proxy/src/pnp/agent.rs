@@ -185,7 +185,10 @@ pub struct PnpProfile {
     pub job_timeout: Duration,
     /// Limit on one file download ([`AgentShared::fetch`]).
     pub fetch_timeout: Duration,
-    /// Most HTTP requests in flight, all clients together.
+    /// Most HTTP requests in flight, all clients together; work-responses
+    /// (answers to jobs) have as many slots again of their own, so that
+    /// finishing a job never waits behind thousands of agents asking for
+    /// work.
     pub max_in_flight: usize,
     /// Retries after transport errors.
     pub retry: RetryPolicy,
@@ -505,12 +508,15 @@ struct Endpoints {
 }
 
 /// What every agent loop shares: profile, endpoints, the pooled HTTP(S)
-/// client, the cap on requests in flight, and the counters.
+/// client, the caps on requests in flight, and the counters.
 pub struct AgentShared {
     profile: PnpProfile,
     endpoints: Endpoints,
     client: Client<Connector, Full<Bytes>>,
+    /// HELLOs, work-requests and file downloads.
     in_flight: Semaphore,
+    /// Work-responses.
+    answers: Semaphore,
     stats: Arc<PnpStats>,
 }
 
@@ -547,14 +553,16 @@ impl AgentShared {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(profile.max_in_flight.max(1))
+            .pool_max_idle_per_host(2 * profile.max_in_flight.max(1))
             .build(connector);
         let in_flight = Semaphore::new(profile.max_in_flight.max(1));
+        let answers = Semaphore::new(profile.max_in_flight.max(1));
         Ok(Arc::new(Self {
             profile,
             endpoints,
             client,
             in_flight,
+            answers,
             stats: Arc::default(),
         }))
     }
@@ -586,31 +594,39 @@ impl AgentShared {
         }
         let label = url.to_owned();
         self.stats.count(PnpExchange::FileFetch);
+        let limit = self.profile.fetch_timeout;
         Ok(self
-            .exchange(&uri, label, None, cap, self.profile.fetch_timeout)
+            .exchange(&self.in_flight, &uri, label, None, cap, limit)
             .await?)
     }
 
     /// A PnP exchange: GET (no body) or POST of XML to `uri`, answer capped
-    /// at [`BODY_CAP`] bytes, within the request timeout.
+    /// at [`BODY_CAP`] bytes, within the request timeout; work-responses
+    /// take their own slots.
     async fn call(&self, uri: &Uri, body: Option<String>) -> Result<Bytes, TransportError> {
         let label = uri.path().to_owned();
-        self.exchange(uri, label, body, BODY_CAP, self.profile.request_timeout)
-            .await
+        let lane = if *uri == self.endpoints.work_response {
+            &self.answers
+        } else {
+            &self.in_flight
+        };
+        let limit = self.profile.request_timeout;
+        self.exchange(lane, uri, label, body, BODY_CAP, limit).await
     }
 
-    /// One HTTP exchange: waits for a slot, sends, and reads a 200 answer's
-    /// body of at most `cap` bytes, all within `limit`. Errors name `label`
-    /// and are counted.
+    /// One HTTP exchange: waits for a slot of `lane`, sends, and reads a 200
+    /// answer's body of at most `cap` bytes, all within `limit`. Errors
+    /// name `label` and are counted.
     async fn exchange(
         &self,
+        lane: &Semaphore,
         uri: &Uri,
         label: String,
         body: Option<String>,
         cap: usize,
         limit: Duration,
     ) -> Result<Bytes, TransportError> {
-        let (result, reason) = self.exchange_once(uri, label, body, cap, limit).await;
+        let (result, reason) = self.exchange_once(lane, uri, label, body, cap, limit).await;
         if let Some(reason) = reason {
             self.stats.count_error(reason);
         }
@@ -621,14 +637,15 @@ impl AgentShared {
     /// failure, its reason.
     async fn exchange_once(
         &self,
+        lane: &Semaphore,
         uri: &Uri,
         label: String,
         body: Option<String>,
         cap: usize,
         limit: Duration,
     ) -> (Result<Bytes, TransportError>, Option<PnpErrorKind>) {
-        // The semaphore is never closed; if it were, go ahead unthrottled.
-        let _permit = self.in_flight.acquire().await.ok();
+        // The semaphores are never closed; if one were, go ahead unthrottled.
+        let _permit = lane.acquire().await.ok();
         let method = if body.is_some() {
             Method::POST
         } else {

@@ -17,6 +17,7 @@ use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
 use proxy_tests::figures;
 use proxy_tests::lab::{self, Daemon, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology};
+use proxy_tests::netns::NsGuard;
 use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
 
 #[derive(clap::Parser)]
@@ -131,7 +132,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let topo = Topology::build_with(p, args.layout.into())?;
     let n = args.clients as usize;
 
-    // The PnP server: built-in, or the operator's.
+    // The PnP server: built-in, or the operator's. The built-in one runs
+    // on its own runtime, whose thread lives in the server's namespace, as
+    // on its own machine: its clock (the proxy-added latency is measured
+    // there) does not wait behind the emulated switches' tasks.
+    let pnp_ns = topo.pnp.name().to_owned();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("pnp-server")
+        .on_thread_start(move || match NsGuard::enter(&pnp_ns) {
+            // The thread stays in the namespace for its whole life.
+            Ok(guard) => std::mem::forget(guard),
+            Err(e) => eprintln!("smi-lab: PnP server thread: {e:#}"),
+        })
+        .enable_all()
+        .build()
+        .context("PnP server runtime")?;
     let mut external = None;
     let builtin = match &args.pnp_server_cmd {
         Some(cmd) => {
@@ -146,10 +162,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             None
         }
         None => {
-            let server = {
-                let _in_pnp = topo.pnp.enter()?;
-                PnpServer::start(PnpServerConfig::new(SocketAddr::from((PNP_IP, PNP_PORT)))).await?
-            };
+            let config = PnpServerConfig::new(SocketAddr::from((PNP_IP, PNP_PORT)));
+            let server = server_rt
+                .spawn(PnpServer::start(config))
+                .await
+                .context("PnP server task")??;
             let (image, md5) = proxy_tests::pnp_server::fake_image(256 * 1024);
             server.add_image(IMAGE, image);
             server.add_config("site.cfg", b"hostname lab-switch\n!\nend\n".to_vec());
@@ -363,6 +380,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         let _ = child.wait();
     }
     drop(builtin);
+    server_rt.shutdown_background();
     // The switch segment first: deleting its namespace removes every
     // switch's macvlan in one batch, after which the thousands of switch
     // namespaces are empty and go at once (deleted the other way round,
