@@ -107,6 +107,16 @@ enum Stage {
     Done,
 }
 
+/// Switches that reported a failure and are not done (a failed download
+/// that the server's retry then completed does not count).
+fn stuck(stages: &[Stage], failed: &[bool]) -> usize {
+    stages
+        .iter()
+        .zip(failed)
+        .filter(|(s, f)| **f && **s != Stage::Done)
+        .count()
+}
+
 fn bar(stages: &[Stage], failed: usize, started: Instant) -> String {
     let at_least = |s: Stage| stages.iter().filter(|x| **x >= s).count();
     let n = stages.len().max(1);
@@ -231,7 +241,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             _ = tokio::signal::ctrl_c() => break true,
             () = tokio::time::sleep_until(deadline) => break false,
             _ = tick.tick() => {
-                eprint!("\r{}", bar(&stages, failed.iter().filter(|f| **f).count(), started));
+                eprint!("\r{}", bar(&stages, stuck(&stages, &failed), started));
                 let _ = std::io::stderr().flush();
                 if stages.iter().all(|s| *s == Stage::Done) {
                     break false;
@@ -270,10 +280,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
         }
     };
-    eprintln!(
-        "\r{}",
-        bar(&stages, failed.iter().filter(|f| **f).count(), started)
-    );
+    eprintln!("\r{}", bar(&stages, stuck(&stages, &failed), started));
     let elapsed = done_at
         .iter()
         .flatten()
