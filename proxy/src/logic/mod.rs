@@ -57,11 +57,40 @@ pub struct CoreConfig {
 struct Waiters {
     /// TFTP path -> waiter for the client's download.
     downloads: HashMap<String, oneshot::Sender<Result<(), String>>>,
+    /// TFTP path of a file the client fetches first (an image list) ->
+    /// the path whose waiter fails if that fetch fails.
+    first_fetches: HashMap<String, String>,
     /// Client IPv4 -> waiter for its reverse-telnet session.
     identities: HashMap<Ipv4Addr, oneshot::Sender<Result<ShowVersion, String>>>,
     /// Client MAC -> waiter for its restart after a reload.
     restarts: HashMap<Mac, oneshot::Sender<()>>,
 }
+
+impl Waiters {
+    /// A client's TFTP fetch of `path` ended: completes the delivery
+    /// waiting for it, or fails the one whose first fetch it was.
+    fn fetch_finished(&mut self, path: &str, result: Result<(), String>) {
+        if let Some(w) = self.downloads.remove(path) {
+            let _ = w.send(result);
+        } else if let Some(main) = self.first_fetches.remove(path)
+            && let Err(reason) = result
+            && let Some(w) = self.downloads.remove(&main)
+        {
+            let _ = w.send(Err(format!("{path}: {reason}")));
+        }
+    }
+}
+
+/// How one delivery attempt failed.
+enum Delivery {
+    /// The client's TFTP transfer failed: worth another attempt.
+    Transfer(String),
+    /// Anything else (unreachable, not fetched in time, shutting down).
+    Other(String),
+}
+
+/// Attempts of one delivery whose transfers fail ([`Core::deliver`]).
+const DELIVERY_ATTEMPTS: u32 = 3;
 
 /// What the logic knows of a client beyond the database record.
 #[derive(Clone, Debug, Default)]
@@ -348,9 +377,7 @@ impl Core {
             }
             TftpEvent::Uploaded { path, .. } => (path, Ok(())),
         };
-        if let Some(w) = lock(&self.waiters).downloads.remove(&path) {
-            let _ = w.send(result);
-        }
+        lock(&self.waiters).fetch_finished(&path, result);
     }
 
     fn on_telnet(&self, s: Session) {
@@ -559,41 +586,82 @@ impl Core {
         );
     }
 
-    /// Stages `content` for `mac`, sends `msg_for(url)` and waits until the
-    /// client has fetched the file. Returns the staged file.
+    /// Sends `msg` to `mac` and waits until the client has fetched `file`;
+    /// a failed fetch of `file`, or of `first` (a file the client fetches
+    /// before it, such as an image list), fails the attempt at once. A
+    /// failed transfer (a client or segment overloaded for a moment: a
+    /// block not acknowledged in time) is tried again, up to
+    /// [`DELIVERY_ATTEMPTS`] in all, a second apart.
     pub(crate) async fn deliver(
         &self,
         mac: Mac,
         ip: Ipv4Addr,
         file: StagedFile,
+        first: Option<&StagedFile>,
         msg: Message,
     ) -> Result<(), String> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .deliver_within(mac, ip, &file, first, msg.clone())
+                .await;
+            {
+                let mut waiters = lock(&self.waiters);
+                waiters.downloads.remove(file.path());
+                if let Some(first) = first {
+                    waiters.first_fetches.remove(first.path());
+                }
+            }
+            match result {
+                Err(Delivery::Transfer(reason)) if attempt < DELIVERY_ATTEMPTS => {
+                    log::warn!(target: "smi_proxy", "{mac}: {} failed ({reason}); trying again", msg.name());
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(Delivery::Transfer(reason)) => return Err(format!("TFTP error: {reason}")),
+                Err(Delivery::Other(reason)) => return Err(reason),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// One attempt of [`Core::deliver`], within one admission.
+    async fn deliver_within(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+        file: &StagedFile,
+        first: Option<&StagedFile>,
+        msg: Message,
+    ) -> Result<(), Delivery> {
         let _turn = self
             .deliveries
             .acquire()
             .await
-            .map_err(|_| "shutting down".to_string())?;
+            .map_err(|_| Delivery::Other("shutting down".into()))?;
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiters)
-            .downloads
-            .insert(file.path().to_owned(), tx);
+        {
+            let mut waiters = lock(&self.waiters);
+            waiters.downloads.insert(file.path().to_owned(), tx);
+            if let Some(first) = first {
+                waiters
+                    .first_fetches
+                    .insert(first.path().to_owned(), file.path().to_owned());
+            }
+        }
         log::info!(target: "smi_proxy", "{mac}: {} with {}", msg.name(), file.path());
         if let Err(e) = self.send_smi(mac, ip, &msg).await {
-            lock(&self.waiters).downloads.remove(file.path());
-            return Err(format!("client unreachable: {e}"));
+            return Err(Delivery::Other(format!("client unreachable: {e}")));
         }
         match tokio::time::timeout(self.cfg.download_timeout, rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reason))) => Err(format!("TFTP error: {reason}")),
-            Ok(Err(_)) => Err("TFTP waiter dropped".into()),
-            Err(_) => {
-                lock(&self.waiters).downloads.remove(file.path());
-                Err(format!(
-                    "timeout: the client did not fetch {} within {:?}",
-                    file.path(),
-                    self.cfg.download_timeout
-                ))
-            }
+            Ok(Ok(Err(reason))) => Err(Delivery::Transfer(reason)),
+            Ok(Err(_)) => Err(Delivery::Other("TFTP waiter dropped".into())),
+            Err(_) => Err(Delivery::Other(format!(
+                "timeout: the client did not fetch {} within {:?}",
+                file.path(),
+                self.cfg.download_timeout
+            ))),
         }
     }
 
@@ -709,4 +777,39 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes into `ts`.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_first_fetch_fails_the_delivery() {
+        let mut w = Waiters::default();
+        let (tx, mut rx) = oneshot::channel();
+        w.downloads.insert("d/img.tar".into(), tx);
+        w.first_fetches
+            .insert("d/img.txt".into(), "d/img.tar".into());
+        w.fetch_finished("d/img.txt", Err("no answer after 5 retransmissions".into()));
+        assert_eq!(
+            rx.try_recv().expect("answered"),
+            Err("d/img.txt: no answer after 5 retransmissions".into())
+        );
+        assert!(w.downloads.is_empty() && w.first_fetches.is_empty());
+    }
+
+    #[test]
+    fn a_fetched_first_file_leaves_the_delivery_waiting() {
+        let mut w = Waiters::default();
+        let (tx, mut rx) = oneshot::channel();
+        w.downloads.insert("d/img.tar".into(), tx);
+        w.first_fetches
+            .insert("d/img.txt".into(), "d/img.tar".into());
+        w.fetch_finished("d/img.txt", Ok(()));
+        assert!(rx.try_recv().is_err(), "still waiting for the image");
+        w.fetch_finished("d/other.tar", Err("someone else's".into()));
+        assert!(rx.try_recv().is_err());
+        w.fetch_finished("d/img.tar", Ok(()));
+        assert_eq!(rx.try_recv().expect("answered"), Ok(()));
+    }
 }

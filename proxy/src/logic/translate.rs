@@ -225,7 +225,7 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
     } else {
         None
     };
-    let delivered = core.deliver(mac, ip, file.clone(), msg).await;
+    let delivered = core.deliver(mac, ip, file.clone(), None, msg).await;
     // The configuration may hold secrets: it is served once.
     core.staging().unstage(file.path());
     delivered?;
@@ -309,7 +309,7 @@ async fn image_install_steps(
         reload: ImageReload::Immediate,
     };
     let restarted = core.expect_reload(mac)?;
-    let delivered = core.deliver(mac, ip, image.clone(), msg).await;
+    let delivered = core.deliver(mac, ip, image.clone(), Some(&list), msg).await;
     core.staging().unstage(list.path());
     core.staging().unstage(image.path());
     delivered?;
