@@ -171,9 +171,10 @@ mod tests {
         let f = LabFigures {
             clients: 100,
             proxy_rss_start_kib: 10_000,
-            proxy_rss_end_kib: 10_500,
+            proxy_rss_end_kib: 12_000,
+            proxy_rss_rest_kib: 10_500,
             ..LabFigures::default()
         };
-        assert_eq!(f.rss_per_client_kib(), 5.0);
+        assert_eq!(f.rss_per_client_kib(), 5.0, "at rest, not at the end");
     }
 }
