@@ -97,42 +97,10 @@ impl NeighbourSeeder {
         if ifindex == 0 {
             return Err(NeighError::NoInterface(local));
         }
-        // SAFETY: plain socket(2); the fd is owned at once.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(NeighError::Io {
-                what: "socket",
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: raw is a fresh, valid descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let timeout = libc::timeval {
-            tv_sec: 1,
-            tv_usec: 0,
-        };
-        // SAFETY: valid fd and a timeval option value.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const timeout).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(NeighError::Io {
-                what: "SO_RCVTIMEO",
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        let fd = route_socket().map_err(|source| NeighError::Io {
+            what: "netlink socket",
+            source,
+        })?;
         Ok(Self {
             fd: std::sync::Mutex::new(fd),
             ifindex,
@@ -208,6 +176,43 @@ fn refused(ip: Ipv4Addr, errno: i32) -> NeighError {
         ip,
         source: std::io::Error::from_raw_os_error(errno),
     }
+}
+
+/// A `NETLINK_ROUTE` socket in the calling thread's network namespace,
+/// whose reads give up after 1 s (a kernel that never answers does not
+/// hang the caller).
+pub fn route_socket() -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh, valid descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let timeout = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    // SAFETY: valid fd and a timeval option value.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// The kernel's answer to one request.

@@ -178,19 +178,7 @@ pub fn up_without_ipv6(iface: &str) -> anyhow::Result<()> {
     if index == 0 {
         bail!("no interface {iface}: {}", std::io::Error::last_os_error());
     }
-    // SAFETY: plain socket(2); the fd is owned at once.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        bail!("netlink socket: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh, valid descriptor.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let sock = proxy::dataplane::route_socket().context("netlink socket")?;
     // IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE: NONE } }.
     const IFLA_AF_SPEC: u16 = 26;
     const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
