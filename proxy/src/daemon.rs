@@ -805,7 +805,7 @@ impl crate::metrics::MetricsSource for Control {
         let mut f = out.counter(
             "smi_proxy_smi_exchanges_total",
             "Director messages to clients (probe; config_upgrade, type 3; image_upgrade, \
-             type 2), by outcome: sent counts every attempt, accepted, rejected and failed \
+             type 2; run_cli, type 8), by outcome: sent counts every attempt, accepted, rejected and failed \
              split them.",
         );
         for (message, outcome, n) in d.core.smi_stats().samples() {
@@ -903,7 +903,7 @@ async fn start_director(
     let (tel_tx, tel_rx) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(telnet::listen(
         tel,
-        Duration::from_secs(10),
+        cfg.limits.telnet_timeout(),
         tel_tx,
         cancel.clone(),
     ));

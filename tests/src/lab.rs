@@ -411,3 +411,38 @@ pub fn raise_fd_limit(want: u64) -> anyhow::Result<u64> {
     }
     Ok(limit.rlim_cur)
 }
+
+/// The tokio runtime of an end-to-end test: two workers, as the machine.
+pub fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A PnP server (HTTP) on `PNP_IP:port` inside the lab's server namespace,
+/// its tasks on `rt`.
+pub fn pnp_server_in(
+    rt: &tokio::runtime::Runtime,
+    topo: &Topology,
+    port: u16,
+) -> anyhow::Result<crate::pnp_server::PnpServer> {
+    use crate::pnp_server::{PnpServer, PnpServerConfig};
+    let _in_pnp = topo.pnp.enter().context("entering the PnP namespace")?;
+    let config = PnpServerConfig::new(std::net::SocketAddr::from((PNP_IP, port)));
+    Ok(rt.block_on(PnpServer::start(config))?)
+}
+
+/// The site DHCP server on the lab's switch segment, handing out the
+/// default pool with the proxy as TFTP server (option 150).
+pub async fn site_dhcp(topo: &Topology) -> anyhow::Result<crate::dhcp_server::DhcpServer> {
+    use crate::dhcp_server::{DhcpServer, DhcpServerConfig};
+    let cfg = DhcpServerConfig::new(
+        &format!("{}dhcp", topo.prefix),
+        topo.sw.name(),
+        "sw0",
+        PROXY_IP,
+    );
+    DhcpServer::start(cfg).await
+}

@@ -4,6 +4,7 @@
 
 pub mod dhcp_server;
 pub mod emulator;
+pub mod end_state;
 pub mod figures;
 pub mod frames;
 pub mod lab;

@@ -1,5 +1,7 @@
 //! A TFTP read client (RFC 1350, octet mode) with the block-size (RFC 2348)
-//! and transfer-size (RFC 2349) options, as the emulated switches use it.
+//! and transfer-size (RFC 2349) options, as the emulated switches use it,
+//! and a plain write client (512-byte blocks, no options) for what a switch
+//! copies to a server (`show version | redirect tftp://...`).
 //!
 //! The read request asks for `blksize` (1468 by default) and `tsize 0`. A
 //! server that answers with an OACK gets ACK 0; one that ignores options
@@ -15,6 +17,7 @@ use anyhow::{Context as _, bail, ensure};
 use tokio::net::UdpSocket;
 
 const RRQ: u16 = 1;
+const WRQ: u16 = 2;
 const DATA: u16 = 3;
 const ACK: u16 = 4;
 const ERROR: u16 = 5;
@@ -82,43 +85,19 @@ pub async fn fetch(
         "block size {} outside 8..=65464",
         opts.blksize
     );
-    let mut last = rrq(filename, opts.blksize);
-    let mut last_to = server;
-    let mut peer: Option<SocketAddr> = None;
+    let mut link = Link::open(socket, server, rrq(filename, opts.blksize)).await?;
     let mut blksize = DEFAULT_BLKSIZE;
     let mut tsize: Option<u64> = None;
     let mut expected: u16 = 1;
     let mut data = Vec::new();
     let mut buf = vec![0u8; 65536];
-    let mut tries = 0u32;
-
-    socket.send_to(&last, last_to).await.context("send RRQ")?;
     loop {
-        let (n, from) = match tokio::time::timeout(opts.timeout, socket.recv_from(&mut buf)).await {
-            Ok(received) => received.context("recv")?,
-            Err(_) => {
-                tries += 1;
-                if tries > opts.retries {
-                    bail!(
-                        "{filename}: no answer from {server} after {} tries (block {expected})",
-                        tries
-                    );
-                }
-                socket.send_to(&last, last_to).await.context("resend")?;
-                continue;
-            }
-        };
+        let (n, from) = link
+            .recv(&mut buf, opts, || {
+                format!("{filename}: no answer (block {expected})")
+            })
+            .await?;
         let packet = &buf[..n];
-        match peer {
-            None if from.ip() == server.ip() => peer = Some(from),
-            Some(tid) if tid == from => {}
-            _ => {
-                // Someone else's transfer (RFC 1350 section 4): tell them, go on.
-                let _ = socket.send_to(&error(5, "Unknown transfer ID"), from).await;
-                continue;
-            }
-        }
-        last_to = from;
         let Some((&[hi, lo], body)) = packet.split_first_chunk::<2>() else {
             continue;
         };
@@ -147,9 +126,7 @@ pub async fn fetch(
                         _ => {}
                     }
                 }
-                last = ack(0);
-                tries = 0;
-                socket.send_to(&last, from).await.context("send ACK 0")?;
+                link.send(ack(0), from).await.context("send ACK 0")?;
             }
             DATA => {
                 let Some((&[bh, bl], block)) = body.split_first_chunk::<2>() else {
@@ -168,9 +145,7 @@ pub async fn fetch(
                         opts.max_size
                     );
                     data.extend_from_slice(block);
-                    last = ack(number);
-                    tries = 0;
-                    socket.send_to(&last, from).await.context("send ACK")?;
+                    link.send(ack(number), from).await.context("send ACK")?;
                     if block.len() < blksize {
                         if let Some(size) = tsize {
                             ensure!(
@@ -184,7 +159,7 @@ pub async fn fetch(
                     expected = expected.wrapping_add(1);
                 } else if number == expected.wrapping_sub(1) {
                     // Our ACK was lost: acknowledge again.
-                    socket
+                    link.socket
                         .send_to(&ack(number), from)
                         .await
                         .context("resend ACK")?;
@@ -221,6 +196,173 @@ pub async fn fetch_url(
     fetch(&socket, server, &filename, opts)
         .await
         .with_context(|| format!("fetching {url}"))
+}
+
+/// Writes `data` as `filename` to `server` through `socket`: WRQ, then
+/// 512-byte DATA blocks, each sent again until acknowledged (up to
+/// `opts.retries` times, `opts.timeout` apart); the last block is shorter
+/// than 512 bytes (empty when the size is a multiple of 512).
+pub async fn upload(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    filename: &str,
+    data: &[u8],
+    opts: &TftpOptions,
+) -> anyhow::Result<()> {
+    let mut wrq = WRQ.to_be_bytes().to_vec();
+    for field in [filename, "octet"] {
+        wrq.extend_from_slice(field.as_bytes());
+        wrq.push(0);
+    }
+    let blocks = data.len() / DEFAULT_BLKSIZE + 1;
+    ensure!(
+        blocks <= usize::from(u16::MAX),
+        "{filename}: too large for 512-byte blocks"
+    );
+    let mut link = Link::open(socket, server, wrq).await?;
+    let mut sent: u16 = 0;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let (n, from) = link
+            .recv(&mut buf, opts, || format!("{filename}: no ACK {sent}"))
+            .await?;
+        let packet = &buf[..n];
+        let Some((&[hi, lo], body)) = packet.split_first_chunk::<2>() else {
+            continue;
+        };
+        match u16::from_be_bytes([hi, lo]) {
+            ACK => {
+                let Some((&[bh, bl], _)) = body.split_first_chunk::<2>() else {
+                    continue;
+                };
+                // `sent` is the last block sent (0: only the WRQ).
+                if u16::from_be_bytes([bh, bl]) != sent {
+                    continue;
+                }
+                if usize::from(sent) == blocks {
+                    return Ok(());
+                }
+                let start = usize::from(sent) * DEFAULT_BLKSIZE;
+                let end = (start + DEFAULT_BLKSIZE).min(data.len());
+                sent += 1;
+                let mut packet = DATA.to_be_bytes().to_vec();
+                packet.extend_from_slice(&sent.to_be_bytes());
+                packet.extend_from_slice(data.get(start..end).unwrap_or(&[]));
+                link.send(packet, from).await.context("send DATA")?;
+            }
+            ERROR => bail!(
+                "{filename}: TFTP error from {from}: {}",
+                String::from_utf8_lossy(body)
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Writes `data` to the file a `tftp://` URL names, from a fresh socket
+/// inside network namespace `netns` (or the caller's own when `None`).
+pub async fn upload_url(
+    netns: Option<&str>,
+    url: &str,
+    data: &[u8],
+    opts: &TftpOptions,
+) -> anyhow::Result<()> {
+    let (server, filename) = parse_url(url)?;
+    let socket = match netns {
+        Some(ns) => crate::emulator::net::udp_socket_in(ns, 0).await?,
+        None => UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).await?,
+    };
+    upload(&socket, server, &filename, data, opts)
+        .await
+        .with_context(|| format!("uploading to {url}"))
+}
+
+/// One transfer's conversation: the last packet sent (sent again when the
+/// server is silent) and the server's transfer ID once it answered.
+struct Link<'s> {
+    socket: &'s UdpSocket,
+    server: SocketAddr,
+    peer: Option<SocketAddr>,
+    last: Vec<u8>,
+    last_to: SocketAddr,
+    tries: u32,
+}
+
+impl<'s> Link<'s> {
+    /// Sends the request `first` to `server`.
+    async fn open(
+        socket: &'s UdpSocket,
+        server: SocketAddr,
+        first: Vec<u8>,
+    ) -> anyhow::Result<Self> {
+        socket
+            .send_to(&first, server)
+            .await
+            .context("send request")?;
+        Ok(Self {
+            socket,
+            server,
+            peer: None,
+            last: first,
+            last_to: server,
+            tries: 0,
+        })
+    }
+
+    /// Sends `packet` to `to`; it is what silence makes us send again.
+    async fn send(&mut self, packet: Vec<u8>, to: SocketAddr) -> std::io::Result<()> {
+        self.last = packet;
+        self.last_to = to;
+        self.tries = 0;
+        self.socket.send_to(&self.last, to).await.map(|_| ())
+    }
+
+    /// The next packet from the server's transfer ID: its length and
+    /// sender. Silence for `opts.timeout` resends the last packet, up to
+    /// `opts.retries` times, then fails with `waiting()`. Packets from
+    /// another transfer ID get ERROR 5 (RFC 1350 section 4) and are skipped.
+    async fn recv(
+        &mut self,
+        buf: &mut [u8],
+        opts: &TftpOptions,
+        waiting: impl Fn() -> String,
+    ) -> anyhow::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) =
+                match tokio::time::timeout(opts.timeout, self.socket.recv_from(buf)).await {
+                    Ok(received) => received.context("recv")?,
+                    Err(_) => {
+                        self.tries += 1;
+                        if self.tries > opts.retries {
+                            bail!(
+                                "{} from {} after {} tries",
+                                waiting(),
+                                self.server,
+                                self.tries
+                            );
+                        }
+                        self.socket
+                            .send_to(&self.last, self.last_to)
+                            .await
+                            .context("resend")?;
+                        continue;
+                    }
+                };
+            match self.peer {
+                None if from.ip() == self.server.ip() => self.peer = Some(from),
+                Some(tid) if tid == from => {}
+                _ => {
+                    let _ = self
+                        .socket
+                        .send_to(&error(5, "Unknown transfer ID"), from)
+                        .await;
+                    continue;
+                }
+            }
+            self.last_to = from;
+            return Ok((n, from));
+        }
+    }
 }
 
 fn rrq(filename: &str, blksize: u16) -> Vec<u8> {

@@ -29,14 +29,6 @@ const POOL_START: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 const POOL_END: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 120);
 const SWITCHES: u32 = 3;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// The daemon's configuration file: the lab's proxy on `px0` with the
 /// local DHCP server on.
 fn write_config(topo: &Topology) -> PathBuf {
@@ -264,7 +256,7 @@ fn namespaces_left(prefix: &str) -> Vec<String> {
 fn local_server_leases_with_option_150_and_keeps_them_across_a_restart() {
     require_root();
     let p = unique_prefix("sdl");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     {
         let topo = Topology::build(&p).expect("topology");
         let config = write_config(&topo);
@@ -377,7 +369,7 @@ fn local_server_leases_with_option_150_and_keeps_them_across_a_restart() {
 fn local_server_stays_silent_beside_the_site_server() {
     require_root();
     let p = unique_prefix("sds");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     {
         let topo = Topology::build(&p).expect("topology");
         let config = write_config(&topo);

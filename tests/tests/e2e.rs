@@ -7,19 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
-use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig};
+use proxy_tests::dhcp_server::DhcpServer;
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::{require_root, unique_prefix};
-use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Received, Script, Step};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use proxy_tests::pnp_server::{Received, Script, Step};
 
 /// Waits for `n` events matching `pred` (other events are kept aside).
 async fn wait_events(
@@ -67,13 +59,7 @@ async fn proxy_db_until(
 
 /// The lab's site DHCP server, on the switches' segment.
 async fn site_dhcp(topo: &Topology) -> DhcpServer {
-    let cfg = DhcpServerConfig::new(
-        &format!("{}dhcp", topo.prefix),
-        topo.sw.name(),
-        "sw0",
-        PROXY_IP,
-    );
-    DhcpServer::start(cfg).await.expect("DHCP server")
+    lab::site_dhcp(topo).await.expect("DHCP server")
 }
 
 /// `n` emulated switches of the default mix on the lab's segment.
@@ -95,7 +81,7 @@ fn fifty_switches_are_discovered_admitted_and_identified() {
     let p = unique_prefix("sme");
     let topo = Topology::build(&p).expect("topology");
     let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     rt.block_on(async {
         let _dhcp = site_dhcp(&topo).await;
         let mut emu = switches(&topo, 50).await;
@@ -151,14 +137,8 @@ fn pnp_jobs_become_smi_operations() {
     require_root();
     let p = unique_prefix("smp");
     let topo = Topology::build(&p).expect("topology");
-    let rt = runtime();
-    let server = {
-        let _in_pnp = topo.pnp.enter().expect("enter pnp netns");
-        rt.block_on(PnpServer::start(PnpServerConfig::new(SocketAddr::from((
-            PNP_IP, 8080,
-        )))))
-        .expect("PnP server")
-    };
+    let rt = lab::test_runtime();
+    let server = lab::pnp_server_in(&rt, &topo, 8080).expect("PnP server");
     let (image, image_md5) = proxy_tests::pnp_server::fake_image(64 * 1024);
     server.add_image("c2960-lanbasek9-tar.150-2.SE11.tar", image);
     server.add_config("site.cfg", b"hostname site-switch\n!\nend\n".to_vec());
@@ -337,7 +317,7 @@ fn hostile_peers_leave_the_proxy_serving() {
     let p = unique_prefix("smh");
     let topo = Topology::build(&p).expect("topology");
     let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     rt.block_on(async {
         let _dhcp = site_dhcp(&topo).await;
         let mut emu = switches(&topo, 2).await;
@@ -458,7 +438,7 @@ fn daemon_killed_mid_onboarding_loses_nothing() {
     require_root();
     let p = unique_prefix("smk");
     let topo = Topology::build(&p).expect("topology");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     rt.block_on(async {
         let _dhcp = site_dhcp(&topo).await;
         let mut daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");

@@ -45,10 +45,11 @@ use proxy::pnp::codec::{ApplyTo, BODY_CAP, DEPTH_CAP, DeviceInfoType, ELEMENT_CA
 use proxy::udi::Udi;
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event, SwitchConfig, SwitchHandle};
+use proxy_tests::end_state;
 use proxy_tests::frames::{self, Dhcp, L2};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::{NetNs, RawSocket, require_root, unique_prefix};
-use proxy_tests::pnp_server::{LogEntry, PnpServer, PnpServerConfig, Received, Script, Step};
+use proxy_tests::pnp_server::{LogEntry, PnpServer, Received, Script, Step};
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use tokio::time::Instant;
 
@@ -56,6 +57,8 @@ use tokio::time::Instant;
 const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
 const NEW_VERSION: &str = "15.0(2)SE11";
 const SITE_CONFIG: &str = "site.cfg";
+/// What the PnP server installs as every switch's startup configuration.
+const SITE_CONFIG_TEXT: &[u8] = b"hostname lab-switch\n!\nend\n";
 const PNP_PORT: u16 = 8080;
 /// How often the daemon is killed in `daemon_killed_repeatedly_mid_run`.
 const KILLS: usize = 3;
@@ -66,14 +69,6 @@ const OUTAGE: Duration = Duration::from_secs(30);
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// N: `SMI_FAULTS_SWITCHES`, default 40.
@@ -107,7 +102,7 @@ enum Stage {
     ImageInstalled,
     /// It reloaded into the new image.
     Reloaded,
-    /// Identified again after the reload: the proxy knows the new version.
+    /// `show version` read again after the reload: the proxy knows the new version.
     Done,
 }
 
@@ -164,12 +159,9 @@ impl Tracker {
         let reached = match event {
             Event::TelnetDone { .. } => {
                 p.telnets += 1;
-                if p.reloads > 0 {
-                    Stage::Done
-                } else {
-                    Stage::Identified
-                }
+                Stage::Identified
             }
+            Event::OutputSent { .. } if p.reloads > 0 => Stage::Done,
             Event::ConfigFetched { url, .. } if url.ends_with(SITE_CONFIG) => {
                 p.site_configs += 1;
                 Stage::Configured
@@ -305,16 +297,10 @@ async fn drive_for(emu: &mut Emulator, t: &mut Tracker, period: Duration) {
 /// The PnP server of `smi-lab`, in the lab's server namespace: device-info,
 /// config-upgrade to startup, image-install (with reload), device-info image.
 fn pnp_server(rt: &tokio::runtime::Runtime, topo: &Topology) -> PnpServer {
-    let server = {
-        let _in_pnp = topo.pnp.enter().expect("enter the PnP namespace");
-        rt.block_on(PnpServer::start(PnpServerConfig::new(SocketAddr::from((
-            PNP_IP, PNP_PORT,
-        )))))
-        .expect("PnP server")
-    };
+    let server = lab::pnp_server_in(rt, topo, PNP_PORT).expect("PnP server");
     let (image, md5) = proxy_tests::pnp_server::fake_image(256 * 1024);
     server.add_image(IMAGE, image);
-    server.add_config(SITE_CONFIG, b"hostname lab-switch\n!\nend\n".to_vec());
+    server.add_config(SITE_CONFIG, SITE_CONFIG_TEXT.to_vec());
     server.set_default_script(Script::new(vec![
         Step::DeviceInfo(DeviceInfoType::All),
         Step::ConfigUpgrade {
@@ -407,6 +393,17 @@ fn check_every_switch_finished(emu: &Emulator, t: &Tracker) -> Result<(), String
                 p.failures
             ));
         }
+    }
+    // Where the user sees it: what each switch boots with next time.
+    let end = end_state::check(
+        emu.switches(),
+        &end_state::Expected {
+            startup_config: SITE_CONFIG_TEXT,
+            image_tar: Some(IMAGE),
+        },
+    );
+    if !end.all_as_asked() {
+        wrong.push(format!("  {end}"));
     }
     if wrong.is_empty() {
         return Ok(());
@@ -630,7 +627,7 @@ fn daemon_killed_repeatedly_mid_run() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let p = unique_prefix("smf");
     let topo = Topology::build(&p).expect("topology");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     let server = pnp_server(&rt, &topo);
     // A job the killed daemon never answered is sent again to the next
     // one: the proxy must not install an image twice.
@@ -736,7 +733,7 @@ fn pnp_server_gone_for_30s() {
     let n = switch_count();
     let p = unique_prefix("smo");
     let topo = Topology::build(&p).expect("topology");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     let server = pnp_server(&rt, &topo);
     // A job whose answer the outage swallowed is sent again afterwards.
     server.set_redeliver_unanswered(true);
@@ -1022,7 +1019,7 @@ fn hostile_traffic_during_run() {
     let n = switch_count();
     let p = unique_prefix("smx");
     let topo = Topology::build(&p).expect("topology");
-    let rt = runtime();
+    let rt = lab::test_runtime();
     let server = pnp_server(&rt, &topo);
     // Three switches meet a hostile server first: it behaves afterwards.
     let bombed: Vec<(usize, Udi)> = [0u32, 1, 2]

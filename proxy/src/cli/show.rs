@@ -29,7 +29,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{ClientRecord, EntryState, JobStatus, Mac, Method, Transfer};
+use crate::store::{
+    ClientRecord, ConfigSource, EntryState, JobStatus, Mac, Method, Transfer, VersionSource,
+};
 use crate::udi::Udi;
 
 /// The proxy's own configuration, as `show vstack config` reports it.
@@ -304,6 +306,14 @@ pub struct DownloadEntry {
     pub config: Transfer,
     /// The script transfer.
     pub script: Transfer,
+    /// The image the client runs, as far as the proxy knows.
+    pub running_image: Option<String>,
+    /// Whether the client itself confirmed `running_image`.
+    pub image_check: Option<VersionSource>,
+    /// Who gave the client its startup configuration.
+    pub config_source: Option<ConfigSource>,
+    /// The name of that configuration.
+    pub config_file: Option<String>,
 }
 
 impl DownloadStatusOutput {
@@ -326,6 +336,10 @@ impl DownloadStatusOutput {
                     image: r.job.image.clone(),
                     config: r.job.config.clone(),
                     script: r.job.script.clone(),
+                    running_image: r.image.clone(),
+                    image_check: r.version_source,
+                    config_source: r.config_source,
+                    config_file: r.config_file.clone(),
                 })
                 .collect()
         } else {
@@ -681,6 +695,13 @@ pub fn show_download_status_detail(view: &ShowView) -> String {
         ] {
             let at = t.downloaded_at.map_or_else(|| "-".to_owned(), ios_time);
             let _ = writeln!(out, "{name} downloaded at: {at}");
+        }
+        // Beyond the chapter: what the client runs and boots with now.
+        if let (Some(image), Some(check)) = (&e.running_image, e.image_check) {
+            let _ = writeln!(out, "running image: {image} ({check})");
+        }
+        if let (Some(file), Some(source)) = (&e.config_file, e.config_source) {
+            let _ = writeln!(out, "startup config: {file} (from {source})");
         }
     }
     out

@@ -7,6 +7,7 @@
 //! PnP services to SMI operations lives in [`translate`], in one table.
 
 pub mod fetch;
+pub mod identify;
 pub mod translate;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use crate::smi::director::{self, Limits, SMI_PORT};
 use crate::smi::showver::ShowVersion;
 use crate::smi::telnet::Session;
 use crate::smi::tftp::{StagedFile, Staging, TftpEvent};
-use crate::store::{ClientRecord, EntryState, JobStatus, Mac, Store};
+use crate::store::{ClientRecord, ConfigSource, EntryState, JobStatus, Mac, Store};
 
 /// Settings of the proxy logic.
 #[derive(Clone, Debug)]
@@ -60,6 +61,8 @@ struct Waiters {
     /// TFTP path of a file the client fetches first (an image list) ->
     /// the path whose waiter fails if that fetch fails.
     first_fetches: HashMap<String, String>,
+    /// TFTP path of an upload slot -> waiter for the uploaded bytes.
+    uploads: HashMap<String, oneshot::Sender<Result<bytes::Bytes, String>>>,
     /// Client IPv4 -> waiter for its reverse-telnet session.
     identities: HashMap<Ipv4Addr, oneshot::Sender<Result<ShowVersion, String>>>,
     /// Client MAC -> waiter for its restart after a reload.
@@ -315,9 +318,8 @@ impl Core {
             }
             if let Some(ip) = rec.ip {
                 // An image install cut short by the stop: the client may
-                // have reloaded meanwhile, so learn what it runs now.
-                // (Others are not identified again: that pushes the
-                // tailored configuration over their startup one.)
+                // have reloaded meanwhile, so learn what it runs now (by
+                // type 8: its startup configuration stays as it is).
                 let interrupted = rec.job.image.status == JobStatus::Upgrading;
                 self.start_onboarding(rec.mac, ip, interrupted);
             }
@@ -375,9 +377,21 @@ impl Core {
                 log::warn!(target: "smi_proxy", "TFTP: {peer} failed to fetch {path}: {reason}");
                 (path, Err(reason))
             }
-            TftpEvent::Uploaded { path, .. } => (path, Ok(())),
+            TftpEvent::Uploaded {
+                path, peer, data, ..
+            } => {
+                log::info!(target: "smi_proxy", "TFTP: {peer} uploaded {path} ({} bytes)", data.len());
+                if let Some(w) = lock(&self.waiters).uploads.remove(&path) {
+                    let _ = w.send(Ok(data));
+                }
+                return;
+            }
         };
-        lock(&self.waiters).fetch_finished(&path, result);
+        let mut waiters = lock(&self.waiters);
+        if let (Some(w), Err(reason)) = (waiters.uploads.remove(&path), &result) {
+            let _ = w.send(Err(reason.clone()));
+        }
+        waiters.fetch_finished(&path, result);
     }
 
     fn on_telnet(&self, s: Session) {
@@ -451,8 +465,9 @@ impl Core {
         });
     }
 
-    /// Probe, admit, identify (tailored config + reverse telnet; skipped for
-    /// a known UDI unless `refresh`), then start the client's PnP agent.
+    /// Probe, admit, identify (see [`identify`]: the tailored
+    /// configuration once, for a client whose UDI is unknown; its `show
+    /// version` by type 8 when `refresh`), then start the client's PnP agent.
     async fn onboard(
         self: &Arc<Self>,
         mac: Mac,
@@ -460,8 +475,13 @@ impl Core {
         refresh: bool,
     ) -> Result<(), String> {
         self.probe_and_admit(mac, ip).await?;
-        if refresh || self.record(mac).and_then(|r| r.udi).is_none() {
+        let rec = self.record(mac);
+        let known = rec.as_ref().is_some_and(|r| r.udi.is_some());
+        let server_config = rec.is_some_and(|r| r.config_source == Some(ConfigSource::Server));
+        if !known && !server_config {
             self.identify(mac, ip).await?;
+        } else if !known || refresh {
+            self.read_version(mac, ip).await?;
         }
         self.start_agent(mac);
         Ok(())
@@ -505,50 +525,6 @@ impl Core {
         }
         let _ = self.table.set_state(mac.0, state::NOT_SMI);
         Err(format!("not an SMI client: {last}"))
-    }
-
-    /// Pushes the tailored configuration and waits for the client's
-    /// reverse-telnet session; records PID/VID/SN, version and image.
-    pub(crate) async fn identify(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
-        let turn = self
-            .deliveries
-            .acquire()
-            .await
-            .map_err(|_| "shutting down".to_string())?;
-        let (tx, rx) = oneshot::channel();
-        lock(&self.waiters).identities.insert(ip, tx);
-        let msg = Message::ConfigUpgrade {
-            url: self.tailored.url(self.cfg.proxy_ip.into()),
-            reload: None,
-        };
-        if let Err(e) = self.send_smi(mac, ip, &msg).await {
-            lock(&self.waiters).identities.remove(&ip);
-            return Err(format!("sending the tailored configuration: {e}"));
-        }
-        let sv = match tokio::time::timeout(self.cfg.identify_timeout, rx).await {
-            Ok(Ok(Ok(sv))) => sv,
-            Ok(Ok(Err(e))) => return Err(format!("reverse telnet: {e}")),
-            Ok(Err(_)) => return Err("reverse telnet: waiter dropped".into()),
-            Err(_) => {
-                lock(&self.waiters).identities.remove(&ip);
-                return Err(format!(
-                    "no reverse telnet within {:?} after the tailored configuration",
-                    self.cfg.identify_timeout
-                ));
-            }
-        };
-        drop(turn);
-        let udi = sv.udi().map_err(|e| format!("show version: {e}"))?;
-        log::info!(target: "smi_proxy", "{mac}: identified as {udi}");
-        self.update(mac, move |r| {
-            r.udi = Some(udi);
-            r.version = sv.version.clone();
-            r.image = sv.image.clone();
-            if let Some(h) = &sv.hostname {
-                r.hostname = h.clone();
-            }
-        });
-        Ok(())
     }
 
     /// Starts the PnP agent of an identified client (once).

@@ -8,20 +8,21 @@
 //! | device-info filesystem      | refuses: XSVC_ERROR_DEVICE_INFO_UNSUPPORTED                 |
 //! | config-upgrade, running     | refuses: XSVC_ERROR_CONFIG_UPGRADE_UNSUPPORTED              |
 //! | config-upgrade, startup     | fetch + md5, stage on TFTP, SMI type 3 (reload as asked), success when fetched (and back) |
-//! | image-install               | fetch + md5, stage image + image list, SMI type 2 (immediate reload), success when fetched and back |
+//! | image-install               | fetch + md5, stage image + image list, SMI type 2 (immediate reload), success when fetched, back and running it (`show version` by type 8) |
 //! | topology                    | the attachment the proxy knows (MODELLED body)              |
 //! | backoff, bye                | handled by the PnP agent loop itself                        |
 //! | anything else               | refuses: PNP_ERROR_UNSUPPORTED_REQUEST                      |
 use std::sync::Arc;
 
 use super::Core;
+use super::identify::runs_image;
 use crate::pnp::agent::JobRequest;
 use crate::pnp::codec::{
     ApplyTo, ConfigUpgrade, DeviceInfoReply, DeviceInfoType, ErrorInfo, ImageInfo, ImageInstall,
     Job, ReloadPolicy, Response, ResponseBody, Service, SmiRefusal, Topology,
 };
 use crate::smi::codec::{ImageReload, Message};
-use crate::store::{EntryState, JobStatus, Mac, Method};
+use crate::store::{ConfigSource, EntryState, JobStatus, Mac, Method};
 
 /// Runs one job for one client and answers the agent.
 pub async fn handle(core: Arc<Core>, job: JobRequest) {
@@ -229,6 +230,13 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
     // The configuration may hold secrets: it is served once.
     core.staging().unstage(file.path());
     delivered?;
+    // The client saved it as its startup configuration: never push the
+    // tailored one over it again.
+    let saved = name.to_owned();
+    core.update(mac, move |r| {
+        r.config_source = Some(ConfigSource::Server);
+        r.config_file = Some(saved);
+    });
     if let Some(restarted) = restarted {
         core.await_reload(mac, ip, restarted).await?;
     }
@@ -314,55 +322,6 @@ async fn image_install_steps(
     core.staging().unstage(image.path());
     delivered?;
     core.await_reload(mac, ip, restarted).await?;
-    // Learn the new version the way the first one was learned.
-    core.identify(mac, ip).await
-}
-
-/// Whether `running` (the boot image `show version` reported) is what the
-/// `.tar` archive `tar_name` installs: `archive download-sw` of
-/// `c2960-lanbasek9-tar.150-2.SE11.tar` boots
-/// `flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin`.
-fn runs_image(running: Option<&str>, tar_name: &str) -> bool {
-    let Some(running) = running else {
-        return false;
-    };
-    let Some(base) = tar_name.strip_suffix(".tar") else {
-        return false;
-    };
-    let Some((platform, version)) = base.split_once("-tar.") else {
-        return false;
-    };
-    let stem = format!("{platform}-mz.{version}");
-    running
-        .rsplit(['/', ':'])
-        .next()
-        .is_some_and(|file| file == format!("{stem}.bin"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runs_image;
-
-    #[test]
-    fn running_image_matches_the_archive() {
-        let tar = "c2960-lanbasek9-tar.150-2.SE11.tar";
-        assert!(runs_image(
-            Some("flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin"),
-            tar
-        ));
-        assert!(runs_image(
-            Some("flash:c2960-lanbasek9-mz.150-2.SE11.bin"),
-            tar
-        ));
-        assert!(!runs_image(
-            Some("flash:c2960-lanbasek9-mz.122-55.SE8.bin"),
-            tar
-        ));
-        assert!(!runs_image(None, tar));
-        assert!(!runs_image(Some("flash:x.bin"), "image.bin"));
-        assert!(!runs_image(
-            Some("flash:/c3750-ipbasek9-mz.150-2.SE11/c3750-ipbasek9-mz.150-2.SE11.bin"),
-            tar
-        ));
-    }
+    // Learn the new version without touching the configuration.
+    core.confirm_image(mac, ip, &name).await
 }

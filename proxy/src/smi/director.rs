@@ -151,16 +151,19 @@ pub enum SmiMessage {
     ConfigUpgrade,
     /// Image upgrade (type 2).
     ImageUpgrade,
-    /// Any other command (execute file, run CLI).
+    /// Run CLI (type 8): `show version` copied to the proxy.
+    RunCli,
+    /// Any other command (execute file).
     Other,
 }
 
 impl SmiMessage {
     /// Every message, in exposition order.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Probe,
         Self::ConfigUpgrade,
         Self::ImageUpgrade,
+        Self::RunCli,
         Self::Other,
     ];
 
@@ -170,6 +173,7 @@ impl SmiMessage {
             Self::Probe => "probe",
             Self::ConfigUpgrade => "config_upgrade",
             Self::ImageUpgrade => "image_upgrade",
+            Self::RunCli => "run_cli",
             Self::Other => "other",
         }
     }
@@ -180,6 +184,7 @@ impl SmiMessage {
             Message::Probe => Self::Probe,
             Message::ConfigUpgrade { .. } => Self::ConfigUpgrade,
             Message::ImageUpgrade { .. } => Self::ImageUpgrade,
+            Message::RunCli { .. } => Self::RunCli,
             _ => Self::Other,
         }
     }

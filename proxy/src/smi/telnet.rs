@@ -44,6 +44,9 @@ pub enum TelnetError {
     /// No prompt within the step's timeout.
     #[error("no prompt within {0:?} after {1:?}")]
     Timeout(Duration, &'static str),
+    /// The whole session took longer than allowed.
+    #[error("the session took longer than {0:?}")]
+    SessionTimeout(Duration),
     /// The client closed the connection early.
     #[error("the client closed the session during {0:?}")]
     Closed(&'static str),
@@ -189,11 +192,30 @@ pub async fn drive(stream: TcpStream, step_timeout: Duration) -> Result<ShowVers
     Ok(showver::parse(&text)?)
 }
 
+/// Longest wait for one prompt within a session.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`drive`] with the whole session bounded by `session_timeout` (the
+/// `telnet_timeout_secs` setting) and each step by [`STEP_TIMEOUT`] (or the
+/// session's, if shorter).
+pub async fn drive_within(
+    stream: TcpStream,
+    session_timeout: Duration,
+) -> Result<ShowVersion, TelnetError> {
+    tokio::time::timeout(
+        session_timeout,
+        drive(stream, STEP_TIMEOUT.min(session_timeout)),
+    )
+    .await
+    .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
+}
+
 /// Accepts reverse-telnet sessions until `cancel`, driving each in its own
-/// task and sending the outcome on `sessions`.
+/// task ([`drive_within`] `session_timeout`) and sending the outcome on
+/// `sessions`.
 pub async fn listen(
     listener: TcpListener,
-    step_timeout: Duration,
+    session_timeout: Duration,
     sessions: mpsc::Sender<Session>,
     cancel: CancellationToken,
 ) {
@@ -210,7 +232,7 @@ pub async fn listen(
         };
         let sessions = sessions.clone();
         tokio::spawn(async move {
-            let result = drive(stream, step_timeout).await;
+            let result = drive_within(stream, session_timeout).await;
             if let Err(e) = &result {
                 log::warn!("reverse telnet from {peer}: {e}");
             }
@@ -288,6 +310,29 @@ mod tests {
         );
         let seen = client.await.unwrap();
         assert_eq!(&seen[..3], &[IAC, DONT, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_dribbling_client_is_cut_at_the_session_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // A byte every 50 ms: each step sees progress, no prompt ever.
+            for _ in 0..40 {
+                if s.write_all(b".").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let (stream, _) = l.accept().await.unwrap();
+        let r = drive_within(stream, Duration::from_millis(300)).await;
+        assert!(
+            matches!(r, Err(TelnetError::SessionTimeout(t)) if t == Duration::from_millis(300)),
+            "{r:?}"
+        );
+        client.abort();
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@
 //! | `vlan` | 1..4094 |
 //! | `state` | `no-state`, `hello`, `backoff`, `upgrading`, `done`, `terminated`, `failed` |
 //! | `version`, `image` | text from `show version` |
+//! | `version-source` | `show-version` (read from the client), `installed` (what the proxy installed, unverified) |
+//! | `config-source` | `proxy` (the tailored configuration), `pnp-server` |
+//! | `config-file` | name of the startup configuration the client was last given |
 //! | `method` | `image-upgrade`, `config-upgrade`, `zero-touch` |
 //! | `image-status`, `config-status`, `script-status` | `not-applicable`, `not-started`, `upgrading`, `upgraded`, `failed` |
 //! | `image-fail-reason`, `config-fail-reason`, `script-fail-reason` | text |
@@ -33,7 +36,9 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use super::record::{ClientRecord, EntryState, JobStatus, Mac, Method, Transfer};
+use super::record::{
+    ClientRecord, ConfigSource, EntryState, JobStatus, Mac, Method, Transfer, VersionSource,
+};
 use crate::udi::Udi;
 
 /// Every key, in the order [`encode`] writes them.
@@ -46,6 +51,9 @@ pub const KEYS: &[&str] = &[
     "state",
     "version",
     "image",
+    "version-source",
+    "config-source",
+    "config-file",
     "method",
     "image-status",
     "image-fail-reason",
@@ -115,6 +123,15 @@ pub fn encode(record: &ClientRecord) -> String {
     if let Some(image) = &record.image {
         put("image", image);
     }
+    if let Some(source) = record.version_source {
+        put("version-source", source.token());
+    }
+    if let Some(source) = record.config_source {
+        put("config-source", source.token());
+    }
+    if let Some(file) = &record.config_file {
+        put("config-file", file);
+    }
     if let Some(method) = record.job.method {
         put("method", method.token());
     }
@@ -172,6 +189,13 @@ fn set_field(record: &mut ClientRecord, key: &str, value: String) -> Result<(), 
         "state" => record.state = token(key, &value, EntryState::from_token)?,
         "version" => record.version = Some(value),
         "image" => record.image = Some(value),
+        "version-source" => {
+            record.version_source = Some(token(key, &value, VersionSource::from_token)?)
+        }
+        "config-source" => {
+            record.config_source = Some(token(key, &value, ConfigSource::from_token)?)
+        }
+        "config-file" => record.config_file = Some(value),
         "method" => record.job.method = Some(token(key, &value, Method::from_token)?),
         "first-seen" => record.first_seen = parse(key, &value)?,
         "last-change" => record.last_change = parse(key, &value)?,
@@ -281,6 +305,9 @@ mod tests {
             state: EntryState::Upgrading,
             version: Some("12.2(55)SE5".to_owned()),
             image: Some("C3750E-UNIVERSALK9-M".to_owned()),
+            version_source: Some(VersionSource::Installed),
+            config_source: Some(ConfigSource::Server),
+            config_file: Some("site 1.cfg".to_owned()),
             job: DownloadJob {
                 method: Some(Method::ZeroTouch),
                 image: Transfer {

@@ -67,7 +67,8 @@ mod tests;
 pub use error::StoreError;
 pub use line::LineError;
 pub use record::{
-    ClientRecord, DownloadJob, EntryState, JobStatus, Mac, MacError, Method, Transfer,
+    ClientRecord, ConfigSource, DownloadJob, EntryState, JobStatus, Mac, MacError, Method,
+    Transfer, VersionSource,
 };
 
 use crate::udi::Udi;

@@ -182,6 +182,26 @@ spelled_enum! {
     }
 }
 
+spelled_enum! {
+    /// Who gave a client the startup configuration it holds now.
+    pub enum ConfigSource {
+        /// The proxy's tailored configuration, pushed to identify the client.
+        Proxy => ("proxy", "proxy"),
+        /// The PnP server, by a config-upgrade job.
+        Server => ("PnP server", "pnp-server"),
+    }
+}
+
+spelled_enum! {
+    /// How the proxy knows the version and image a client runs.
+    pub enum VersionSource {
+        /// Read from the client's own `show version`.
+        ShowVersion => ("verified", "show-version"),
+        /// The image the proxy installed, not confirmed by the client.
+        Installed => ("unverified", "installed"),
+    }
+}
+
 /// One file (image, configuration or script) of a client's download job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
@@ -225,6 +245,12 @@ pub struct ClientRecord {
     pub version: Option<String>,
     /// Image name from `show version`, e.g. `C3750E-UNIVERSALK9-M`.
     pub image: Option<String>,
+    /// Where `version` and `image` come from.
+    pub version_source: Option<VersionSource>,
+    /// Who gave the client its startup configuration (`None`: nobody yet).
+    pub config_source: Option<ConfigSource>,
+    /// The name of that configuration file.
+    pub config_file: Option<String>,
     /// The current or last download job.
     pub job: DownloadJob,
     /// When the client was first seen, in Unix seconds.
@@ -246,6 +272,9 @@ impl ClientRecord {
             state: EntryState::NoState,
             version: None,
             image: None,
+            version_source: None,
+            config_source: None,
+            config_file: None,
             job: DownloadJob::default(),
             first_seen: now,
             last_change: now,
@@ -289,6 +318,12 @@ mod tests {
         }
         for m in Method::ALL {
             assert_eq!(Method::from_token(m.token()), Some(*m));
+        }
+        for c in ConfigSource::ALL {
+            assert_eq!(ConfigSource::from_token(c.token()), Some(*c));
+        }
+        for v in VersionSource::ALL {
+            assert_eq!(VersionSource::from_token(v.token()), Some(*v));
         }
         assert_eq!(
             serde_json::to_string(&EntryState::NoState).ok().as_deref(),

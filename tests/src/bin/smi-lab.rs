@@ -15,10 +15,10 @@ use clap::Parser as _;
 use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
-use proxy_tests::figures;
 use proxy_tests::lab::{self, Daemon, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::NsGuard;
 use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
+use proxy_tests::{end_state, figures};
 
 #[derive(clap::Parser)]
 #[command(about = "The smi-pnp-proxy lab: emulated legacy switches onboarded through the proxy")]
@@ -67,6 +67,8 @@ impl From<LayoutArg> for Layout {
 
 const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
 const PNP_PORT: u16 = 8080;
+/// The startup configuration the built-in PnP server installs.
+const SITE_CONFIG: &[u8] = b"hostname lab-switch\n!\nend\n";
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -179,7 +181,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 .context("PnP server task")??;
             let (image, md5) = proxy_tests::pnp_server::fake_image(256 * 1024);
             server.add_image(IMAGE, image);
-            server.add_config("site.cfg", b"hostname lab-switch\n!\nend\n".to_vec());
+            server.add_config("site.cfg", SITE_CONFIG.to_vec());
             server.set_default_script(Script::new(vec![
                 Step::DeviceInfo(DeviceInfoType::All),
                 Step::ConfigUpgrade {
@@ -251,8 +253,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 let Some(ev) = ev else { break false };
                 let (sw, stage) = match &ev {
                     Event::Probed { switch, .. } => (*switch, Stage::Discovered),
-                    // Identified again after the reload: the proxy learned the new version.
-                    Event::TelnetDone { switch, .. } if reloaded.get(*switch) == Some(&true) => (*switch, Stage::Done),
+                    // `show version` read again after the reload: the proxy learned the new version.
+                    Event::OutputSent { switch, .. } if reloaded.get(*switch) == Some(&true) => (*switch, Stage::Done),
                     Event::TelnetDone { switch, .. } => (*switch, Stage::Identified),
                     Event::ConfigFetched { switch, url, .. } if !url.ends_with("client_cfg_pnp.txt") => (*switch, Stage::Upgrading),
                     Event::ImageInstalled { switch, .. } => (*switch, Stage::Upgrading),
@@ -368,6 +370,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         std::fs::write(path, serde_json::to_vec_pretty(&fig)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    // What the switches ended with, checked on the switches themselves.
+    let mut as_asked = true;
+    if builtin.is_some() {
+        let report = end_state::check(
+            emu.switches(),
+            &end_state::Expected {
+                startup_config: SITE_CONFIG,
+                image_tar: Some(IMAGE),
+            },
+        );
+        println!("\n{report}");
+        as_asked = report.all_as_asked();
+    }
     println!("\nonboarded {done}/{n} in {:.1} s", elapsed.as_secs_f64());
 
     if args.keep && !interrupted {
@@ -394,7 +409,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // each takes the kernel's network lock for a while: minutes at 10,000).
     drop(topo);
     drop(emu);
-    Ok(done == n && !interrupted)
+    Ok(done == n && as_asked && !interrupted)
 }
 
 /// Prints the first `lines` lines of `text` and how many were left out.

@@ -10,7 +10,9 @@
 //!    `proxy::smi::codec`: probe -> client reply; type 3 -> TFTP fetch of the
 //!    configuration (then, if it holds `do telnet <ip> <port>`, the reverse
 //!    telnet CLI of [`cli`]); type 2 -> image list, image, reload (new
-//!    version, uptime reset, new DHCP exchange); types 5 and 8 -> recorded;
+//!    version, uptime reset, new DHCP exchange); type 3 asking for a reload
+//!    -> the same reload into the same image; type 8 -> `show version |
+//!    redirect tftp://...` uploads its output; types 5 and 8 -> recorded;
 //! 3. reports what happens as [`Event`]s.
 //!
 //! Starting it in a topology whose switch side is namespace `<p>sw` holding
@@ -32,11 +34,12 @@
 //! MODELLED (no public capture exists; doc section 11): the reverse-telnet
 //! exchange (see [`cli`]); the reject reply to a known type with the wrong
 //! length or a malformed body (the public record has it only for Greenbone's
-//! 1-byte type-3 probe); acting on a type-3 message without reloading (the
-//! reload fields are recorded, not honoured); reloading right after an image
-//! is installed, whatever reload time was asked for; fetching the type-5
-//! command file and reading its double-quoted commands; type 8 is recorded,
-//! not executed.
+//! 1-byte type-3 probe); the reload time of a type-3 message is not waited
+//! for (one that asks for a reload reloads at once, into the same image); reloading right after an image is
+//! installed, whatever reload time was asked for; fetching the type-5
+//! command file and reading its double-quoted commands; of type-8 commands
+//! only `show version | redirect tftp://...` is executed (the output
+//! written to that URL), the others are recorded.
 pub mod cli;
 pub mod dhcp_client;
 pub mod identity;
@@ -288,6 +291,17 @@ pub enum Event {
         /// What it asked for.
         command: SwitchCommand,
     },
+    /// A type-8 `show ... | redirect <url>` command's output was uploaded.
+    OutputSent {
+        /// Switch position.
+        switch: usize,
+        /// The command.
+        command: String,
+        /// Where the output went.
+        url: String,
+        /// Its size.
+        bytes: usize,
+    },
     /// Something failed (TFTP, telnet, namespace set-up).
     Failed {
         /// Switch position.
@@ -310,6 +324,7 @@ impl Event {
             | Self::ImageInstalled { switch, .. }
             | Self::Reloaded { switch, .. }
             | Self::Command { switch, .. }
+            | Self::OutputSent { switch, .. }
             | Self::Failed { switch, .. } => *switch,
         }
     }
@@ -437,6 +452,11 @@ impl SwitchHandle {
     /// What `show version` would report now.
     pub fn show_version(&self) -> ShowVersion {
         self.0.show_version()
+    }
+
+    /// Running image (the `System image file` of `show version`).
+    pub fn image(&self) -> String {
+        self.0.state().image.clone()
     }
 
     /// The startup configuration received by type 3, if any.

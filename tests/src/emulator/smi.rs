@@ -8,6 +8,7 @@ use md5::{Digest as _, Md5};
 use proxy::smi::codec::{
     CodecError, HEADER_LEN, Header, Message, PAYLOAD_CAP, decode_parts, payload_len,
 };
+use proxy::smi::showver::render_legacy;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -71,9 +72,16 @@ pub(super) async fn handle(
             });
             answer_probe(&sw, &mut stream, misbehaviour).await;
         }
-        Message::ConfigUpgrade { url, .. } => {
+        Message::ConfigUpgrade { url, reload: asked } => {
             drop(stream);
-            config_upgrade(&sw, &url).await;
+            if config_upgrade(&sw, &url).await && asked.is_some() {
+                // MODELLED: the reload time is honoured at once.
+                let (image, version) = {
+                    let state = sw.state();
+                    (state.image.clone(), state.version.clone())
+                };
+                let _ = reload.send(Reload { image, version }).await;
+            }
         }
         Message::ImageUpgrade { url, .. } => {
             drop(stream);
@@ -102,8 +110,13 @@ pub(super) async fn handle(
             drop(stream);
             sw.emit(Event::Command {
                 switch: sw.position,
-                command: SwitchCommand::RunCli { commands },
+                command: SwitchCommand::RunCli {
+                    commands: commands.clone(),
+                },
             });
+            for command in commands {
+                run_exec(&sw, &command).await;
+            }
         }
         // Client-side messages and unknown types: close, as a client does.
         Message::ClientReply | Message::Reject | Message::Unknown { .. } => {}
@@ -176,12 +189,42 @@ async fn fetch(sw: &Switch, url: &str) -> anyhow::Result<Vec<u8>> {
     tftp_client::fetch_url(Some(&sw.netns), url, &sw.timeouts.tftp).await
 }
 
+/// One exec command of a type-8 message. Only `show version | redirect
+/// tftp://...` does something (the output is written to that URL); other
+/// commands are recorded in the [`Event::Command`] only.
+async fn run_exec(sw: &Switch, command: &str) {
+    let Some(url) = command
+        .trim()
+        .strip_prefix("show version")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('|'))
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix("redirect "))
+        .map(str::trim)
+    else {
+        return;
+    };
+    let text = render_legacy(&sw.show_version()).replace('\n', "\r\n");
+    match tftp_client::upload_url(Some(&sw.netns), url, text.as_bytes(), &sw.timeouts.tftp).await {
+        Ok(()) => sw.emit(Event::OutputSent {
+            switch: sw.position,
+            command: command.to_owned(),
+            url: url.to_owned(),
+            bytes: text.len(),
+        }),
+        Err(e) => sw.fail("show version | redirect", &e),
+    }
+}
+
 /// Type 3: fetch, store as startup config, then the reverse telnet if the
-/// configuration asks for it.
-async fn config_upgrade(sw: &Switch, url: &str) {
+/// configuration asks for it. Whether the configuration was stored.
+async fn config_upgrade(sw: &Switch, url: &str) -> bool {
     let config = match fetch(sw, url).await {
         Ok(config) => config,
-        Err(e) => return sw.fail("config upgrade", &e),
+        Err(e) => {
+            sw.fail("config upgrade", &e);
+            return false;
+        }
     };
     let target = telnet_target(&String::from_utf8_lossy(&config));
     let bytes = config.len();
@@ -192,7 +235,7 @@ async fn config_upgrade(sw: &Switch, url: &str) {
         bytes,
     });
     let Some(target) = target else {
-        return;
+        return true;
     };
     match cli::run(sw, target).await {
         Ok(commands) => sw.emit(Event::TelnetDone {
@@ -202,6 +245,7 @@ async fn config_upgrade(sw: &Switch, url: &str) {
         }),
         Err(e) => sw.fail("telnet", &e),
     }
+    true
 }
 
 /// Type 2: the image list, then the image it names from the same
