@@ -196,15 +196,14 @@ pub async fn drive(stream: TcpStream, step_timeout: Duration) -> Result<ShowVers
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// [`drive`] with the whole session bounded by `session_timeout` (the
-/// `telnet_timeout_secs` setting) and each step by [`STEP_TIMEOUT`] (or the
-/// session's, if shorter).
+/// `telnet_timeout_secs` setting) and each step by [`STEP_TIMEOUT`].
 pub async fn drive_within(
     stream: TcpStream,
     session_timeout: Duration,
 ) -> Result<ShowVersion, TelnetError> {
     tokio::time::timeout(
         session_timeout,
-        drive(stream, STEP_TIMEOUT.min(session_timeout)),
+        drive(stream, STEP_TIMEOUT),
     )
     .await
     .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
