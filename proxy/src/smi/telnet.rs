@@ -201,12 +201,9 @@ pub async fn drive_within(
     stream: TcpStream,
     session_timeout: Duration,
 ) -> Result<ShowVersion, TelnetError> {
-    tokio::time::timeout(
-        session_timeout,
-        drive(stream, STEP_TIMEOUT),
-    )
-    .await
-    .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
+    tokio::time::timeout(session_timeout, drive(stream, STEP_TIMEOUT))
+        .await
+        .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
 }
 
 /// Accepts reverse-telnet sessions until `cancel`, driving each in its own

@@ -1,0 +1,284 @@
+//! What the control socket and `/metrics` see and change in the running
+//! daemon.
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy_common::Policy;
+
+use super::flags::{ConfigFile, RunConfig, policy_for};
+use crate::config::{self, ConfigError, LocalAddrs, ProxyConfig};
+use crate::dataplane::{self, Dataplane};
+
+/// The running configuration and the file it is saved to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ConfigState {
+    /// The configuration in effect.
+    pub(super) running: ProxyConfig,
+    /// The file (without the command-line overrides), if any.
+    pub(super) file: Option<ConfigFile>,
+}
+
+impl ConfigState {
+    /// Applies the IOS line `line` to copies of the running configuration
+    /// and of the file's: the new state and the operator's answer. The file
+    /// copy is changed by the same line, so command-line overrides are
+    /// never written to the file; a line that the file's configuration
+    /// refuses (it lacks what a flag supplied) changes only the running one.
+    pub(super) fn apply(&self, line: &str, local: &LocalAddrs) -> Result<(Self, String), String> {
+        let mut next = self.clone();
+        let changes = config::execute(&mut next.running, line, local).map_err(|e| e.to_string())?;
+        let mut answer = config::summary(&changes);
+        if changes.is_empty() {
+            return Ok((next, answer));
+        }
+        if let Some(file) = &mut next.file {
+            if let Err(e) = config::execute(&mut file.config, line, local) {
+                answer.push_str(&format!(
+                    "% Not saved to {}: {}\n",
+                    file.path.display(),
+                    e.to_string().trim_start_matches("% ")
+                ));
+            }
+        }
+        Ok((next, answer))
+    }
+
+    /// Writes the file's configuration back if it differs from `before`'s.
+    pub(super) fn save_if_changed(&self, before: &Self) -> Result<(), ConfigError> {
+        match (&self.file, &before.file) {
+            (Some(now), Some(then)) if now.config != then.config => now.config.save(&now.path),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What [`start_director`] hands the control socket and metrics.
+pub(super) struct DirectorParts {
+    pub(super) core: Arc<crate::logic::Core>,
+    pub(super) listener: Arc<crate::smi::director::ListenerStats>,
+    pub(super) pnp: Option<Arc<crate::pnp::agent::PnpStats>>,
+}
+
+/// What the control socket can see and change in the running daemon.
+pub(super) struct Control {
+    director: Option<DirectorParts>,
+    /// Counters of the local DHCP server, when it runs.
+    dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
+    dataplane: Arc<std::sync::Mutex<Dataplane>>,
+    config: std::sync::Mutex<ConfigState>,
+    extra_startup_vlans: Vec<u16>,
+    health_window: Duration,
+}
+
+impl Control {
+    pub(super) fn new(
+        run: &RunConfig,
+        director: Option<DirectorParts>,
+        dataplane: Arc<std::sync::Mutex<Dataplane>>,
+        dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
+    ) -> Self {
+        Self {
+            director,
+            dhcp,
+            dataplane,
+            config: std::sync::Mutex::new(ConfigState {
+                running: run.config.clone(),
+                file: run.file.clone(),
+            }),
+            extra_startup_vlans: run.extra_startup_vlans.clone(),
+            health_window: run.health_window,
+        }
+    }
+
+    fn config(&self) -> std::sync::MutexGuard<'_, ConfigState> {
+        self.config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_policy(&self, policy: &Policy) -> Result<(), String> {
+        self.dataplane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_policy(policy)
+            .map_err(|e| format!("% dataplane: {e}"))
+    }
+}
+
+impl crate::control::ControlHandler for Control {
+    fn show_view(&self) -> crate::cli::show::ShowView {
+        use crate::cli::show::{ClientView, ShowView};
+        let cfg = self.config().running.clone();
+        let running_ip = self.director.as_ref().map(|d| d.core.config().proxy_ip);
+        // The configured address as it resolves now; the director's own
+        // while it cannot be resolved.
+        let proxy_ip = if cfg.proxy_configured() {
+            LocalAddrs::system()
+                .ok()
+                .and_then(|local| cfg.proxy_ip(&local).ok().flatten())
+                .or(running_ip)
+        } else {
+            None
+        };
+        let clients = match &self.director {
+            Some(d) => {
+                let health = d.core.health(self.health_window);
+                d.core
+                    .records()
+                    .into_iter()
+                    .map(|record| ClientView {
+                        health_active: health.get(&record.mac).copied().unwrap_or(false),
+                        record,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        ShowView {
+            config: cfg.show_config(proxy_ip),
+            clients,
+        }
+    }
+
+    /// Applies the line to the running configuration; the dataplane follows
+    /// the startup VLAN and enforcement at once, and a configuration file
+    /// is rewritten (atomically) with the change. A failure to save leaves
+    /// everything as it was.
+    fn apply_config(&self, line: &str) -> Result<String, String> {
+        let local =
+            LocalAddrs::system().map_err(|e| format!("% cannot list local addresses: {e}"))?;
+        let mut state = self.config();
+        let (next, answer) = state.apply(line, &local)?;
+        let before = policy_for(&state.running, &self.extra_startup_vlans);
+        let after = policy_for(&next.running, &self.extra_startup_vlans);
+        self.set_policy(&after)?;
+        if let Err(e) = next.save_if_changed(&state) {
+            let _ = self.set_policy(&before);
+            return Err(format!("% {e}; the configuration is unchanged"));
+        }
+        *state = next;
+        Ok(answer)
+    }
+
+    fn set_debug(&self, target: &str, on: bool) -> Result<String, String> {
+        crate::logging::set_debug(target, on).map_err(|e| e.to_string())
+    }
+
+    fn clients(&self) -> Result<String, String> {
+        let table = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .table();
+        let entries = table.entries().map_err(|e| e.to_string())?;
+        Ok(entries
+            .iter()
+            .map(|(mac, e)| {
+                format!(
+                    "{} {} vlan {} {}\n",
+                    dataplane::format_mac(mac),
+                    dataplane::state_name(e.state),
+                    e.vlan,
+                    Ipv4Addr::from(e.ipv4)
+                )
+            })
+            .collect())
+    }
+}
+
+impl crate::metrics::MetricsSource for Control {
+    fn render(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = crate::metrics::Exposition::new();
+        let dp = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(counters) = dp.counters() {
+            let mut f = out.counter(
+                "smi_proxy_xdp_frames_total",
+                "Frames seen by the XDP classifier, by class and verdict or reason.",
+            );
+            for (name, value) in proxy_common::counter::NAMES.iter().zip(counters) {
+                f.sample(&[("counter", name)], value);
+            }
+        }
+        if let Ok(entries) = dp.table().entries() {
+            let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+            for (_, e) in &entries {
+                *by_state.entry(dataplane::state_name(e.state)).or_default() += 1;
+            }
+            let mut f = out.gauge(
+                "smi_proxy_kernel_clients",
+                "Clients in the kernel map, by dataplane state.",
+            );
+            for (state, n) in by_state {
+                f.sample(&[("state", state)], n);
+            }
+        }
+        drop(dp);
+        if let Some(dhcp) = &self.dhcp {
+            dhcp.render(&mut out);
+        }
+        let Some(d) = &self.director else {
+            return out.finish();
+        };
+        let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+        for r in d.core.records() {
+            *by_state.entry(r.state.token()).or_default() += 1;
+        }
+        let mut f = out.gauge(
+            "smi_proxy_clients",
+            "Clients in the proxy database, by entry state.",
+        );
+        for (state, n) in by_state {
+            f.sample(&[("state", state)], n);
+        }
+        let t = d.core.tftp_stats();
+        out.counter("smi_proxy_tftp_bytes_served_total", "Bytes served by TFTP.")
+            .value(t.bytes_served());
+        out.counter(
+            "smi_proxy_tftp_transfers_total",
+            "TFTP transfers, by outcome.",
+        )
+        .sample(&[("outcome", "started")], t.transfers_started())
+        .sample(&[("outcome", "completed")], t.transfers_completed())
+        .sample(&[("outcome", "failed")], t.transfers_failed());
+        let l = &d.listener;
+        out.counter(
+            "smi_proxy_smi_inbound_total",
+            "Connections and messages on the director's 4786 listener.",
+        )
+        .sample(&[("event", "accepted")], l.accepted.load(Relaxed))
+        .sample(&[("event", "refused_busy")], l.refused_busy.load(Relaxed))
+        .sample(&[("event", "message")], l.messages.load(Relaxed))
+        .sample(&[("event", "unknown_type")], l.unknown.load(Relaxed))
+        .sample(&[("event", "malformed")], l.malformed.load(Relaxed));
+        let mut f = out.counter(
+            "smi_proxy_smi_exchanges_total",
+            "Director messages to clients (probe; config_upgrade, type 3; image_upgrade, \
+             type 2; run_cli, type 8), by outcome: sent counts every attempt, accepted, rejected and failed \
+             split them.",
+        );
+        for (message, outcome, n) in d.core.smi_stats().samples() {
+            f.sample(
+                &[("message", message.label()), ("outcome", outcome.label())],
+                n,
+            );
+        }
+        if let Some(pnp) = &d.pnp {
+            out.counter(
+                "smi_proxy_pnp_exchanges_total",
+                "PnP messages exchanged with the server, all switches together, by kind.",
+            )
+            .labelled("kind", pnp.exchanges());
+            out.counter(
+                "smi_proxy_pnp_errors_total",
+                "Failed PnP exchanges with the server, by reason.",
+            )
+            .labelled("reason", pnp.errors());
+        }
+        out.finish()
+    }
+}
