@@ -373,7 +373,7 @@ fn status_flags(client: &ClientView) -> String {
         match transfer.status {
             JobStatus::Upgrading => flags.push(running),
             JobStatus::Upgraded => flags.push(done),
-            JobStatus::Failed => flags.push(failed),
+            JobStatus::Failed | JobStatus::Interrupted => flags.push(failed),
             JobStatus::NotApplicable | JobStatus::NotStarted => {}
         }
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use proxy_common::Policy;
 
-use super::flags::{ConfigFile, RunConfig, policy_for};
+use super::flags::{ConfigFile, policy_for};
+use super::wiring::{Base, Running, Services};
 use crate::config::{self, ConfigError, LocalAddrs, ProxyConfig};
 use crate::dataplane::{self, Dataplane};
 
@@ -53,18 +54,14 @@ impl ConfigState {
     }
 }
 
-/// What [`start_director`] hands the control socket and metrics.
-pub(super) struct DirectorParts {
-    pub(super) core: Arc<crate::logic::Core>,
-    pub(super) listener: Arc<crate::smi::director::ListenerStats>,
-    pub(super) pnp: Option<Arc<crate::pnp::agent::PnpStats>>,
-}
-
 /// What the control socket can see and change in the running daemon.
 pub(super) struct Control {
-    director: Option<DirectorParts>,
-    /// Counters of the local DHCP server, when it runs.
-    dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
+    /// What outlives the services (database, table, counters).
+    base: Arc<Base>,
+    /// The running generation; locked while it changes.
+    services: tokio::sync::Mutex<Option<Services>>,
+    /// A view of it for the synchronous readers (show, metrics).
+    running: std::sync::Mutex<Running>,
     dataplane: Arc<std::sync::Mutex<Dataplane>>,
     config: std::sync::Mutex<ConfigState>,
     extra_startup_vlans: Vec<u16>,
@@ -72,15 +69,16 @@ pub(super) struct Control {
 }
 
 impl Control {
+    /// Control over `services` (the first generation, already running).
     pub(super) fn new(
-        run: &RunConfig,
-        director: Option<DirectorParts>,
+        base: Arc<Base>,
+        services: Services,
         dataplane: Arc<std::sync::Mutex<Dataplane>>,
-        dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
     ) -> Self {
+        let run = &base.run;
         Self {
-            director,
-            dhcp,
+            running: std::sync::Mutex::new(services.running()),
+            services: tokio::sync::Mutex::new(Some(services)),
             dataplane,
             config: std::sync::Mutex::new(ConfigState {
                 running: run.config.clone(),
@@ -88,6 +86,40 @@ impl Control {
             }),
             extra_startup_vlans: run.extra_startup_vlans.clone(),
             health_window: run.health_window,
+            base,
+        }
+    }
+
+    fn running(&self) -> Running {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes the services follow `cfg` ([`Services::reconcile`]).
+    async fn reconcile(&self, cfg: &ProxyConfig) -> anyhow::Result<()> {
+        let mut slot = self.services.lock().await;
+        let result = match slot.take() {
+            Some(current) => current.reconcile(&self.base, cfg).await,
+            None => Services::start(&self.base, cfg).await,
+        };
+        let (services, outcome) = match result {
+            Ok(services) => (services, Ok(())),
+            Err(e) => (Services::none(&self.base), Err(e)),
+        };
+        *self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = services.running();
+        *slot = Some(services);
+        outcome
+    }
+
+    /// Stops the services (daemon shutdown).
+    pub(super) async fn stop(&self, why: &str) {
+        if let Some(services) = self.services.lock().await.take() {
+            services.stop(why).await;
         }
     }
 
@@ -110,7 +142,8 @@ impl crate::control::ControlHandler for Control {
     fn show_view(&self) -> crate::cli::show::ShowView {
         use crate::cli::show::{ClientView, ShowView};
         let cfg = self.config().running.clone();
-        let running_ip = self.director.as_ref().map(|d| d.core.config().proxy_ip);
+        let running = self.running();
+        let running_ip = running.core.as_ref().map(|c| c.config().proxy_ip);
         // The configured address as it resolves now; the director's own
         // while it cannot be resolved.
         let proxy_ip = if cfg.proxy_configured() {
@@ -121,20 +154,18 @@ impl crate::control::ControlHandler for Control {
         } else {
             None
         };
-        let clients = match &self.director {
-            Some(d) => {
-                let health = d.core.health(self.health_window);
-                d.core
-                    .records()
-                    .into_iter()
-                    .map(|record| ClientView {
-                        health_active: health.get(&record.mac).copied().unwrap_or(false),
-                        record,
-                    })
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let health = crate::logic::health(&self.base.table, self.health_window);
+        let clients = self
+            .base
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|record| ClientView {
+                health_active: health.get(&record.mac).copied().unwrap_or(false),
+                record: record.clone(),
+            })
+            .collect();
         ShowView {
             config: cfg.show_config(proxy_ip),
             clients,
@@ -158,6 +189,17 @@ impl crate::control::ControlHandler for Control {
             return Err(format!("% {e}; the configuration is unchanged"));
         }
         *state = next;
+        // The services follow before the command returns: after `no vstack
+        // proxy` no SMI message leaves the proxy.
+        let running = state.running.clone();
+        drop(state);
+        tokio::runtime::Handle::current()
+            .block_on(self.reconcile(&running))
+            .map_err(|e| {
+                format!(
+                    "{answer}% The configuration is saved, but the services did not follow: {e:#}"
+                )
+            })?;
         Ok(answer)
     }
 
@@ -218,14 +260,17 @@ impl crate::metrics::MetricsSource for Control {
             }
         }
         drop(dp);
-        if let Some(dhcp) = &self.dhcp {
+        if let Some(dhcp) = &self.running().dhcp {
             dhcp.render(&mut out);
         }
-        let Some(d) = &self.director else {
-            return out.finish();
-        };
         let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
-        for r in d.core.records() {
+        for r in self
+            .base
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             *by_state.entry(r.state.token()).or_default() += 1;
         }
         let mut f = out.gauge(
@@ -235,7 +280,7 @@ impl crate::metrics::MetricsSource for Control {
         for (state, n) in by_state {
             f.sample(&[("state", state)], n);
         }
-        let t = d.core.tftp_stats();
+        let t = &self.base.tftp;
         out.counter("smi_proxy_tftp_bytes_served_total", "Bytes served by TFTP.")
             .value(t.bytes_served());
         out.counter(
@@ -245,7 +290,7 @@ impl crate::metrics::MetricsSource for Control {
         .sample(&[("outcome", "started")], t.transfers_started())
         .sample(&[("outcome", "completed")], t.transfers_completed())
         .sample(&[("outcome", "failed")], t.transfers_failed());
-        let l = &d.listener;
+        let l = &self.base.listener;
         out.counter(
             "smi_proxy_smi_inbound_total",
             "Connections and messages on the director's 4786 listener.",
@@ -261,24 +306,23 @@ impl crate::metrics::MetricsSource for Control {
              type 2; run_cli, type 8), by outcome: sent counts every attempt, accepted, rejected and failed \
              split them.",
         );
-        for (message, outcome, n) in d.core.smi_stats().samples() {
+        for (message, outcome, n) in self.base.smi.samples() {
             f.sample(
                 &[("message", message.label()), ("outcome", outcome.label())],
                 n,
             );
         }
-        if let Some(pnp) = &d.pnp {
-            out.counter(
-                "smi_proxy_pnp_exchanges_total",
-                "PnP messages exchanged with the server, all switches together, by kind.",
-            )
-            .labelled("kind", pnp.exchanges());
-            out.counter(
-                "smi_proxy_pnp_errors_total",
-                "Failed PnP exchanges with the server, by reason.",
-            )
-            .labelled("reason", pnp.errors());
-        }
+        let pnp = &self.base.pnp;
+        out.counter(
+            "smi_proxy_pnp_exchanges_total",
+            "PnP messages exchanged with the server, all switches together, by kind.",
+        )
+        .labelled("kind", pnp.exchanges());
+        out.counter(
+            "smi_proxy_pnp_errors_total",
+            "Failed PnP exchanges with the server, by reason.",
+        )
+        .labelled("reason", pnp.errors());
         out.finish()
     }
 }

@@ -368,18 +368,23 @@ impl RunConfig {
     /// The PnP agents' profile: the active profile of the configuration,
     /// if defined.
     pub fn pnp_profile(&self) -> Option<crate::pnp::agent::PnpProfile> {
-        use crate::pnp::agent::{PnpProfile, TlsTrust};
-        let p = self.config.active_profile()?;
-        let mut profile = PnpProfile::new(p.server_url.clone());
-        profile.name = self.config.pnp_profile.clone();
-        profile.via_proxy = p.via_proxy;
-        profile.trust = match p.trust() {
-            ServerTrust::None => None,
-            ServerTrust::CaBundle(path) => Some(TlsTrust::CaBundle(path)),
-            ServerTrust::PinnedCert(path) => Some(TlsTrust::PinnedCert(path)),
-        };
-        Some(profile)
+        pnp_profile(&self.config)
     }
+}
+
+/// The PnP agents' profile of `cfg`: its active profile, if defined.
+pub(super) fn pnp_profile(cfg: &ProxyConfig) -> Option<crate::pnp::agent::PnpProfile> {
+    use crate::pnp::agent::{PnpProfile, TlsTrust};
+    let p = cfg.active_profile()?;
+    let mut profile = PnpProfile::new(p.server_url.clone());
+    profile.name = cfg.pnp_profile.clone();
+    profile.via_proxy = p.via_proxy;
+    profile.trust = match p.trust() {
+        ServerTrust::None => None,
+        ServerTrust::CaBundle(path) => Some(TlsTrust::CaBundle(path)),
+        ServerTrust::PinnedCert(path) => Some(TlsTrust::PinnedCert(path)),
+    };
+    Some(profile)
 }
 
 /// The XDP policy of `cfg`: its startup VLAN and `extra` ones, enforcement

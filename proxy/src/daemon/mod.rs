@@ -18,7 +18,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LocalAddrs;
 use crate::dataplane::{self, Dataplane, DataplaneEvent, EventKind};
 
 pub use flags::{ConfigFile, DaemonConfig, DaemonFlags, RunConfig};
@@ -69,20 +68,6 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     // Before anything can say "ready": a SIGTERM must always stop us cleanly.
     let signals = Signals::new()?;
     let cfg = &run.config;
-    // The director address, resolved in the daemon's namespace.
-    let proxy_ip = if cfg.enabled {
-        let local = LocalAddrs::system().context("listing local addresses")?;
-        cfg.proxy_ip(&local)
-            .with_context(|| match (cfg.ip_address, &cfg.interface) {
-                (Some(ip), _) => format!("proxy address: ip_address = {ip}"),
-                (None, name) => format!(
-                    "proxy address: interface = {:?}",
-                    name.as_deref().unwrap_or_default()
-                ),
-            })?
-    } else {
-        None
-    };
     let mut dp = Dataplane::load(&dataplane::Options {
         pin_dir: cfg.pin_dir.clone(),
         clients_max: cfg.limits.clients_max,
@@ -101,73 +86,68 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         let mode = dp.attach(iface)?;
         log::info!("dataplane: {iface} attached ({mode})");
     }
+    let store = crate::store::Store::open(&cfg.state_dir)
+        .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
+    log::info!("proxy database: {} entries", store.len());
     let mut events = dp.take_events().context("event stream already taken")??;
     let cancel = CancellationToken::new();
-    let (dp_tx, dp_rx) = tokio::sync::mpsc::channel::<Vec<DataplaneEvent>>(1024);
+    let base = Arc::new(wiring::Base {
+        run: run.clone(),
+        table,
+        store: Arc::new(std::sync::Mutex::new(store)),
+        listener: Arc::default(),
+        pnp: Arc::default(),
+        smi: Arc::default(),
+        tftp: Arc::default(),
+        events: Arc::default(),
+        root: cancel.clone(),
+    });
+    // The pump: dataplane events to the running services, if any.
     let events_task = {
         let cancel = cancel.clone();
+        let slot = base.events.clone();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
+                let batch = tokio::select! {
                     () = cancel.cancelled() => break,
                     batch = events.next_batch() => match batch {
-                        Ok(batch) => {
-                            batch.iter().for_each(log_event);
-                            if dp_tx.send(batch).await.is_err() {
-                                break;
-                            }
-                        }
+                        Ok(batch) => batch,
                         Err(e) => {
                             log::error!("dataplane events: {e}");
                             break;
                         }
                     },
+                };
+                batch.iter().for_each(log_event);
+                let to = slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(to) = to {
+                    // Closed: the services are being replaced.
+                    let _ = to.send(batch).await;
                 }
             }
         })
     };
-    // The local DHCP server ([dhcp_localserver]); it taps the dataplane events.
-    let (dp_rx, dhcp) =
-        crate::dhcp::start_from(cfg, proxy_ip, dp.table(), dp_rx, cancel.clone()).await?;
-    let (director, started) = match proxy_ip {
-        Some(ip) => {
-            let started =
-                wiring::start_director(&run, ip, dp.table(), dp_rx, cancel.clone()).await?;
-            (Some(started.task), Some(started.parts))
-        }
-        None => {
-            if cfg.enabled {
-                log::warn!(
-                    "no proxy address (ip_address, interface or --proxy-ip): running the dataplane only"
-                );
-            } else {
-                log::warn!("Smart Install is off (enabled = false): running the dataplane only");
-            }
-            (None, None)
-        }
-    };
+    let services = wiring::Services::start(&base, cfg).await?;
     let dp = Arc::new(std::sync::Mutex::new(dp));
-    let dhcp_stats = dhcp.as_ref().map(|d| d.stats.clone());
-    let control = Arc::new(control::Control::new(&run, started, dp.clone(), dhcp_stats));
+    let control = Arc::new(control::Control::new(base, services, dp.clone()));
     let server = crate::control::ControlServer::bind(&cfg.control_socket).await?;
     let control_task = tokio::spawn(server.run(control.clone(), cancel.clone()));
     let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
-    let metrics_task = tokio::spawn(metrics.run(control, cancel.clone()));
+    let metrics_task = tokio::spawn(metrics.run(control.clone(), cancel.clone()));
     tokio::spawn(return_freed_memory(cancel.clone()));
     println!("smi-proxy: ready");
     signals.wait().await;
     log::info!("stopping");
+    control.stop("the daemon stopped").await;
     cancel.cancel();
     let _ = events_task.await;
-    if let Some(core) = director {
-        let _ = core.await;
-    }
     let _ = control_task.await;
     let _ = metrics_task.await;
-    if let Some(dhcp) = dhcp {
-        let _ = dhcp.task.await;
-    }
     let _ = std::fs::remove_file(&cfg.control_socket);
+    drop(control);
     drop(dp);
     log::info!(
         "XDP {}; client table kept pinned under {}",

@@ -1,36 +1,247 @@
-//! The director: its sockets (TFTP 69, SMI 4786, telnet 19140), the proxy
-//! database, the tailored configuration and the proxy core.
+//! The services the daemon runs above the dataplane, and how they follow
+//! the configuration while it runs.
+//!
+//! A [`Services`] generation is the local DHCP server and the director (its
+//! sockets on the proxy address: TFTP 69, SMI 4786, telnet 19140; the
+//! tailored configuration; the proxy core with its PnP agents), started
+//! from one configuration. What outlives a generation is in [`Base`]: the
+//! kernel client table, the proxy database, the counters, and the slot the
+//! dataplane's event pump delivers to. [`Services::reconcile`] compares a
+//! new configuration with the one a generation runs:
+//! - the address, Smart Install on/off, the startup VLAN, the DHCP pool,
+//!   the credentials or the limits changed: the generation stops (every
+//!   operation in flight ends and is recorded as interrupted; no SMI
+//!   message leaves after that) and a new one starts, which resumes every
+//!   known client from the database without identifying it again;
+//! - only the PnP profile changed: the agents are handed over
+//!   ([`Core::switch_profile`]); an exchange in flight finishes against the
+//!   old server.
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::control::DirectorParts;
-use super::flags::RunConfig;
-use crate::dataplane::DataplaneEvent;
+use super::flags::{RunConfig, pnp_profile};
+use crate::config::{LocalAddrs, ProxyConfig};
+use crate::dataplane::{ClientTable, DataplaneEvent};
+use crate::logic::Core;
+use crate::pnp::agent::{AgentShared, PnpProfile, PnpStats};
+use crate::smi::director::{DirectorStats, ListenerStats};
+use crate::smi::tftp::TftpStats;
+use crate::store::Store;
 
-/// The director's core task and what it shares.
-pub(super) struct StartedDirector {
-    pub(super) task: tokio::task::JoinHandle<()>,
-    pub(super) parts: DirectorParts,
+/// A batch of dataplane events.
+type Batch = Vec<DataplaneEvent>;
+
+/// Where the dataplane's event pump delivers: the running generation's
+/// channel, or nowhere between generations.
+pub(super) type EventSlot = Arc<Mutex<Option<mpsc::Sender<Batch>>>>;
+
+/// What every generation shares and outlives.
+pub(super) struct Base {
+    /// The settings given at start (timeouts, extra startup VLANs).
+    pub(super) run: RunConfig,
+    /// The kernel client table.
+    pub(super) table: ClientTable,
+    /// The proxy database.
+    pub(super) store: Arc<Mutex<Store>>,
+    /// Counters of the director's 4786 listener.
+    pub(super) listener: Arc<ListenerStats>,
+    /// Counters of the PnP agents.
+    pub(super) pnp: Arc<PnpStats>,
+    /// Counters of the director's messages to clients.
+    pub(super) smi: Arc<DirectorStats>,
+    /// Counters of the TFTP server.
+    pub(super) tftp: Arc<TftpStats>,
+    /// The event pump's destination.
+    pub(super) events: EventSlot,
+    /// The daemon's token: cancelling it stops every generation.
+    pub(super) root: CancellationToken,
+}
+
+impl Base {
+    /// The PnP agents' shared state for the active profile of `cfg`.
+    fn agents_for(&self, cfg: &ProxyConfig) -> anyhow::Result<Option<Arc<AgentShared>>> {
+        match pnp_profile(cfg) {
+            Some(profile) => {
+                log::info!("PnP profile {}: server {}", profile.name, profile.server);
+                Ok(Some(AgentShared::counting_into(profile, self.pnp.clone())?))
+            }
+            None => {
+                log::warn!("no PnP server configured: switches are identified, no PnP agent runs");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The parts of a configuration a generation is built from, except the PnP
+/// profile (handed over without a restart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Built {
+    /// The configuration with what does not matter here blanked.
+    config: ProxyConfig,
+    /// The proxy address it resolved to.
+    proxy_ip: Option<Ipv4Addr>,
+}
+
+impl Built {
+    fn of(cfg: &ProxyConfig) -> anyhow::Result<Self> {
+        let proxy_ip = if cfg.enabled {
+            let local = LocalAddrs::system().context("listing local addresses")?;
+            cfg.proxy_ip(&local)
+                .with_context(|| match (cfg.ip_address, &cfg.interface) {
+                    (Some(ip), _) => format!("proxy address: ip_address = {ip}"),
+                    (None, name) => format!(
+                        "proxy address: interface = {:?}",
+                        name.as_deref().unwrap_or_default()
+                    ),
+                })?
+        } else {
+            None
+        };
+        let mut config = cfg.clone();
+        // The dataplane follows these at once; the services do not read them.
+        config.management_vlans = Vec::new();
+        config.enforce = true;
+        config.debug = false;
+        config.pnp_profile = String::new();
+        config.pnp_profiles.clear();
+        Ok(Self { config, proxy_ip })
+    }
+}
+
+/// What the control socket and `/metrics` see of a generation.
+#[derive(Clone, Default)]
+pub(super) struct Running {
+    /// The proxy core, while the director runs.
+    pub(super) core: Option<Arc<Core>>,
+    /// The local DHCP server's counters, while it runs.
+    pub(super) dhcp: Option<Arc<crate::dhcp::DhcpStats>>,
+}
+
+/// One generation of services.
+pub(super) struct Services {
+    built: Option<Built>,
+    profile: Option<PnpProfile>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    running: Running,
+}
+
+impl Services {
+    /// Nothing running (before the first start, or after a failed one).
+    pub(super) fn none(base: &Base) -> Self {
+        Self {
+            built: None,
+            profile: None,
+            cancel: base.root.child_token(),
+            tasks: Vec::new(),
+            running: Running::default(),
+        }
+    }
+
+    /// Starts the local DHCP server (if configured) and the director (if
+    /// Smart Install is on and the proxy has an address) of `cfg`.
+    pub(super) async fn start(base: &Base, cfg: &ProxyConfig) -> anyhow::Result<Self> {
+        let built = Built::of(cfg)?;
+        let mut services = Self::none(base);
+        services.profile = pnp_profile(cfg);
+        if let Err(e) = services.start_parts(base, cfg, built.proxy_ip).await {
+            services.stop("start-up failed").await;
+            return Err(e);
+        }
+        services.built = Some(built);
+        Ok(services)
+    }
+
+    async fn start_parts(
+        &mut self,
+        base: &Base,
+        cfg: &ProxyConfig,
+        proxy_ip: Option<Ipv4Addr>,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = mpsc::channel::<Batch>(1024);
+        *base.events.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        let (rx, dhcp) =
+            crate::dhcp::start_from(cfg, proxy_ip, base.table.clone(), rx, self.cancel.clone())
+                .await?;
+        if let Some(dhcp) = dhcp {
+            self.running.dhcp = Some(dhcp.stats.clone());
+            self.tasks.push(dhcp.task);
+            self.tasks.push(dhcp.tap);
+        }
+        match proxy_ip {
+            Some(ip) => {
+                let (core, tasks) = start_director(base, cfg, ip, rx, self.cancel.clone()).await?;
+                self.running.core = Some(core);
+                self.tasks.extend(tasks);
+            }
+            None if cfg.enabled => log::warn!(
+                "no proxy address (ip_address, interface or --proxy-ip): running the dataplane only"
+            ),
+            None => log::warn!("Smart Install is off: running the dataplane only"),
+        }
+        Ok(())
+    }
+
+    /// What the control socket and `/metrics` see of it.
+    pub(super) fn running(&self) -> Running {
+        self.running.clone()
+    }
+
+    /// Stops everything of this generation; `why` is recorded on the
+    /// download jobs it cuts short.
+    pub(super) async fn stop(mut self, why: &str) {
+        if let Some(core) = self.running.core.take() {
+            core.stop(why).await;
+        }
+        self.cancel.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+
+    /// Makes the services follow `cfg` (see the module's comment): the
+    /// generation that runs then.
+    pub(super) async fn reconcile(self, base: &Base, cfg: &ProxyConfig) -> anyhow::Result<Self> {
+        let built = Built::of(cfg)?;
+        if self.built.as_ref() != Some(&built) {
+            log::info!("configuration changed: restarting the director and the DHCP server");
+            *base.events.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            self.stop("the configuration changed").await;
+            return Self::start(base, cfg).await;
+        }
+        let profile = pnp_profile(cfg);
+        if profile == self.profile {
+            return Ok(self);
+        }
+        let mut this = self;
+        if let Some(core) = &this.running.core {
+            let shared = base.agents_for(cfg)?;
+            log::info!("PnP profile changed: agents move over after their current exchange");
+            core.switch_profile(shared);
+        }
+        this.profile = profile;
+        Ok(this)
+    }
 }
 
 /// Binds the director's sockets on `ip` (TFTP 69, SMI 4786, telnet 19140),
-/// opens the proxy database, stages the tailored configuration and starts
-/// the proxy core (with the PnP agents of the active profile, if any).
-pub(super) async fn start_director(
-    run: &RunConfig,
+/// stages the tailored configuration and starts the proxy core (with the
+/// PnP agents of the active profile, if any): the core and its tasks.
+async fn start_director(
+    base: &Base,
+    cfg: &ProxyConfig,
     ip: Ipv4Addr,
-    table: crate::dataplane::ClientTable,
-    dataplane: tokio::sync::mpsc::Receiver<Vec<DataplaneEvent>>,
+    dataplane: mpsc::Receiver<Batch>,
     cancel: CancellationToken,
-) -> anyhow::Result<StartedDirector> {
+) -> anyhow::Result<(Arc<Core>, Vec<JoinHandle<()>>)> {
     use crate::smi::{director, tailored, telnet, tftp};
-    let cfg = &run.config;
-    let store = crate::store::Store::open(&cfg.state_dir)
-        .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
-    log::info!("proxy database: {} entries", store.len());
+    let mut tasks = Vec::new();
 
     let creds = tailored::Credentials {
         enable_password: cfg.credentials.enable_password.clone(),
@@ -40,7 +251,7 @@ pub(super) async fn start_director(
     let vstack = cfg.state_dir.join("vstack");
     std::fs::create_dir_all(&vstack)?;
     std::fs::write(vstack.join(tailored::FILE_NAME), &text)?;
-    let staging = tftp::Staging::new();
+    let staging = tftp::Staging::counting_into(Some(tftp::DEFAULT_TTL), base.tftp.clone());
     let tailored_file = staging.stage("proxy", tailored::FILE_NAME, text);
     staging.set_ttl(tailored_file.path(), None);
 
@@ -48,13 +259,18 @@ pub(super) async fn start_director(
         .await
         .with_context(|| format!("TFTP on {ip}:69"))?;
     let (tftp_tx, tftp_rx) = tokio::sync::mpsc::channel(4096);
-    tokio::spawn(tftp::serve(
+    let serve = tftp::serve(
         udp,
         staging.clone(),
         tftp_tx,
         tftp::TftpLimits::default(),
         cancel.clone(),
-    ));
+    );
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            log::error!("TFTP server: {e}");
+        }
+    }));
 
     let limits = director::Limits {
         connect: cfg.limits.probe_timeout(),
@@ -65,48 +281,39 @@ pub(super) async fn start_director(
         .await
         .with_context(|| format!("SMI listener on {ip}:4786"))?;
     let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel(256);
-    let listener_stats = Arc::new(director::ListenerStats::default());
-    tokio::spawn(director::listen(
+    tasks.push(tokio::spawn(director::listen(
         smi,
         limits,
-        listener_stats.clone(),
+        base.listener.clone(),
         inbound_tx,
         cancel.clone(),
-    ));
+    )));
     // MODELLED: client-to-director messages have no public layout; they
     // are logged by the listener and otherwise ignored.
-    tokio::spawn(async move { while inbound_rx.recv().await.is_some() {} });
+    tasks.push(tokio::spawn(async move {
+        while inbound_rx.recv().await.is_some() {}
+    }));
 
     let tel = tokio::net::TcpListener::bind((ip, telnet::TELNET_PORT))
         .await
         .with_context(|| format!("telnet listener on {ip}:19140"))?;
     let (tel_tx, tel_rx) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(telnet::listen(
+    tasks.push(tokio::spawn(telnet::listen(
         tel,
         cfg.limits.telnet_timeout(),
         tel_tx,
         cancel.clone(),
-    ));
+    )));
 
-    let pnp = match run.pnp_profile() {
-        Some(profile) => {
-            log::info!("PnP profile {}: server {}", profile.name, profile.server);
-            Some(crate::pnp::agent::AgentShared::new(profile)?)
-        }
-        None => {
-            log::warn!("no PnP server configured: switches are identified, no PnP agent runs");
-            None
-        }
-    };
-    let pnp_stats = pnp.as_ref().map(|shared| shared.stats());
+    let pnp = base.agents_for(cfg)?;
 
     let core_cfg = crate::logic::CoreConfig {
         proxy_ip: ip,
         interface: cfg.interfaces.first().cloned().unwrap_or_default(),
         limits,
-        identify_timeout: run.identify_timeout,
-        download_timeout: run.download_timeout,
-        reload_timeout: run.reload_timeout,
+        identify_timeout: base.run.identify_timeout,
+        download_timeout: base.run.download_timeout,
+        reload_timeout: base.run.reload_timeout,
         probe_attempts: 6,
         config_cap: 4 << 20,
         image_cap: 1 << 30,
@@ -114,11 +321,12 @@ pub(super) async fn start_director(
     };
     let (core, _jobs_tx, jobs_rx, reports_rx) = crate::logic::Core::new(
         core_cfg,
-        table,
-        store,
+        base.table.clone(),
+        base.store.clone(),
         staging,
         tailored_file,
         pnp,
+        base.smi.clone(),
         cancel.clone(),
     );
     let inputs = crate::logic::CoreInputs {
@@ -128,12 +336,6 @@ pub(super) async fn start_director(
         jobs: jobs_rx,
         reports: reports_rx,
     };
-    Ok(StartedDirector {
-        task: tokio::spawn(core.clone().run(inputs)),
-        parts: DirectorParts {
-            core,
-            listener: listener_stats,
-            pnp: pnp_stats,
-        },
-    })
+    tasks.push(tokio::spawn(core.clone().run(inputs)));
+    Ok((core, tasks))
 }

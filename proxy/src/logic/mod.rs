@@ -12,15 +12,18 @@ pub mod translate;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_common::state;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::dataplane::{ClientTable, DataplaneEvent, EventKind, NeighbourSeeder};
-use crate::pnp::agent::{self, AgentEvent, AgentIdentity, AgentReport, AgentShared, JobRequest};
+use crate::pnp::agent::{
+    Agent, AgentEvent, AgentExit, AgentIdentity, AgentReport, AgentShared, JobRequest,
+};
 use crate::smi::codec::{Message, ReloadTime};
 use crate::smi::director::{self, Limits, SMI_PORT};
 use crate::smi::showver::ShowVersion;
@@ -100,7 +103,7 @@ const DELIVERY_ATTEMPTS: u32 = 3;
 struct Runtime {
     /// Onboarding (probe + identify) is running.
     onboarding: bool,
-    /// A PnP agent runs for it.
+    /// A PnP agent runs for it: the token that drains it.
     agent: Option<CancellationToken>,
 }
 
@@ -126,15 +129,19 @@ const DELIVERIES_MAX: usize = 384;
 pub struct Core {
     cfg: CoreConfig,
     table: ClientTable,
-    store: Mutex<Store>,
+    /// The proxy database, which outlives the core (see [`Core::stop`]).
+    store: Arc<Mutex<Store>>,
     staging: Staging,
     tailored: StagedFile,
     waiters: Mutex<Waiters>,
     runtime: Mutex<HashMap<Mac, Runtime>>,
-    pnp: Option<Arc<AgentShared>>,
+    /// The active PnP profile's shared agent state (see [`Core::switch_profile`]).
+    pnp: RwLock<Option<Arc<AgentShared>>>,
     jobs: mpsc::Sender<JobRequest>,
     reports: mpsc::Sender<AgentReport>,
     cancel: CancellationToken,
+    /// Every task the core spawns, so that [`Core::stop`] can wait for them.
+    tasks: TaskTracker,
     smi: Arc<director::DirectorStats>,
     /// Adds snooped clients to the neighbour table (None: not possible here).
     neigh: Option<NeighbourSeeder>,
@@ -171,15 +178,17 @@ pub struct CoreInputs {
 
 impl Core {
     /// Builds the core. `tailored` is the staged `client_cfg_pnp.txt`;
-    /// `pnp` is the shared PnP agent state (None: no PnP server configured).
+    /// `pnp` is the shared PnP agent state (None: no PnP server configured);
+    /// the director's messages are counted into `smi`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: CoreConfig,
         table: ClientTable,
-        store: Store,
+        store: Arc<Mutex<Store>>,
         staging: Staging,
         tailored: StagedFile,
         pnp: Option<Arc<AgentShared>>,
+        smi: Arc<director::DirectorStats>,
         cancel: CancellationToken,
     ) -> (
         Arc<Self>,
@@ -199,16 +208,17 @@ impl Core {
         let core = Arc::new(Self {
             cfg,
             table,
-            store: Mutex::new(store),
+            store,
             staging,
             tailored,
             waiters: Mutex::new(Waiters::default()),
             runtime: Mutex::new(HashMap::new()),
-            pnp,
+            pnp: RwLock::new(pnp),
             jobs: jobs_tx.clone(),
             reports: reports_tx,
             cancel,
-            smi: Arc::default(),
+            tasks: TaskTracker::new(),
+            smi,
             neigh,
             fetches: fetch::FetchCache::default(),
             deliveries: tokio::sync::Semaphore::new(DELIVERIES_MAX),
@@ -274,7 +284,7 @@ impl Core {
                 Some(s) = inputs.telnet.recv() => self.on_telnet(s),
                 Some(job) = inputs.jobs.recv() => {
                     let core = self.clone();
-                    tokio::spawn(async move { translate::handle(core, job).await });
+                    self.spawn(async move { translate::handle(core, job).await });
                 }
                 Some(report) = inputs.reports.recv() => self.on_agent_report(report),
                 else => return,
@@ -320,7 +330,10 @@ impl Core {
                 // An image install cut short by the stop: the client may
                 // have reloaded meanwhile, so learn what it runs now (by
                 // type 8: its startup configuration stays as it is).
-                let interrupted = rec.job.image.status == JobStatus::Upgrading;
+                let interrupted = matches!(
+                    rec.job.image.status,
+                    JobStatus::Upgrading | JobStatus::Interrupted
+                );
                 self.start_onboarding(rec.mac, ip, interrupted);
             }
         }
@@ -444,7 +457,7 @@ impl Core {
             entry.onboarding = true;
         }
         let core = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let mut wait = ONBOARD_RETRY_FIRST;
             loop {
                 // A new lease may have moved the client meanwhile.
@@ -527,9 +540,10 @@ impl Core {
         Err(format!("not an SMI client: {last}"))
     }
 
-    /// Starts the PnP agent of an identified client (once).
-    fn start_agent(&self, mac: Mac) {
-        let Some(shared) = self.pnp.clone() else {
+    /// Starts the PnP agent of an identified client (once; again after it
+    /// was drained by [`Core::switch_profile`], with the new profile).
+    fn start_agent(self: &Arc<Self>, mac: Mac) {
+        let Some(shared) = self.pnp() else {
             return;
         };
         let Some(rec) = self.record(mac) else {
@@ -538,18 +552,18 @@ impl Core {
         let Some(udi) = rec.udi else {
             return;
         };
-        let token = {
+        let drain = {
             let mut rt = lock(&self.runtime);
             let entry = rt.entry(mac).or_default();
             if entry.agent.is_some() {
                 return;
             }
-            let token = self.cancel.child_token();
-            entry.agent = Some(token.clone());
-            token
+            let drain = CancellationToken::new();
+            entry.agent = Some(drain.clone());
+            drain
         };
-        log::info!(target: "smi_proxy", "{mac}: PnP agent started for {udi}");
-        agent::spawn_agent(
+        log::info!(target: "smi_proxy", "{mac}: PnP agent started for {udi} ({})", shared.profile().server);
+        let agent = Agent::new(
             shared,
             AgentIdentity {
                 udi,
@@ -558,8 +572,68 @@ impl Core {
             },
             self.jobs.clone(),
             self.reports.clone(),
-            token,
-        );
+            self.cancel.child_token(),
+        )
+        .draining_on(drain);
+        let core = self.clone();
+        self.spawn(async move {
+            if agent.run().await == AgentExit::Drained {
+                if let Some(rt) = lock(&core.runtime).get_mut(&mac) {
+                    rt.agent = None;
+                }
+                core.start_agent(mac);
+            }
+        });
+    }
+
+    /// Makes `shared` the PnP profile of every agent: each running agent
+    /// finishes the exchange it is in against the old server, then starts
+    /// again against the new one (`None`: no agent runs any more).
+    pub fn switch_profile(&self, shared: Option<Arc<AgentShared>>) {
+        *self.pnp.write().unwrap_or_else(PoisonError::into_inner) = shared;
+        for rt in lock(&self.runtime).values() {
+            if let Some(drain) = &rt.agent {
+                drain.cancel();
+            }
+        }
+    }
+
+    /// Stops the core: every probe, delivery, job and agent ends where it
+    /// is (no SMI message leaves after this returns), and a download job
+    /// cut short is recorded as interrupted, with `why`.
+    pub async fn stop(&self, why: &str) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let interrupted: Vec<Mac> = lock(&self.store)
+            .iter()
+            .filter(|r| {
+                r.job.image.status == JobStatus::Upgrading
+                    || r.job.config.status == JobStatus::Upgrading
+            })
+            .map(|r| r.mac)
+            .collect();
+        for mac in interrupted {
+            log::warn!(target: "smi_proxy", "{mac}: download job interrupted: {why}");
+            self.update(mac, |r| {
+                for t in [&mut r.job.image, &mut r.job.config] {
+                    if t.status == JobStatus::Upgrading {
+                        t.status = JobStatus::Interrupted;
+                        t.fail_reason = Some(format!("interrupted: {why}"));
+                    }
+                }
+            });
+        }
+    }
+
+    /// Runs `fut` as a task of the core: tracked, and ended by its
+    /// cancellation.
+    fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks
+            .spawn(self.cancel.clone().run_until_cancelled_owned(fut));
     }
 
     /// Sends `msg` to `mac` and waits until the client has fetched `file`;
@@ -715,8 +789,11 @@ impl Core {
     }
 
     /// The PnP profile's shared state (for fetching files).
-    pub(crate) fn pnp(&self) -> Option<&Arc<AgentShared>> {
-        self.pnp.as_ref()
+    pub(crate) fn pnp(&self) -> Option<Arc<AgentShared>> {
+        self.pnp
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Reload time used when a job asks for a reload (`delayIn` 0 -> 00:01,
@@ -728,20 +805,25 @@ impl Core {
         }
     }
 
-    /// Health as `show vstack` prints it: active when the dataplane heard
-    /// from the client within `window`.
+    /// Health as `show vstack` prints it (see [`health`]).
     pub fn health(&self, window: Duration) -> HashMap<Mac, bool> {
-        let now_ns = monotonic_ns();
-        let mut out = HashMap::new();
-        if let Ok(entries) = self.table.entries() {
-            for (mac, e) in entries {
-                let active = e.last_seen_ns != 0
-                    && now_ns.saturating_sub(e.last_seen_ns) <= window.as_nanos() as u64;
-                out.insert(Mac(mac), active);
-            }
-        }
-        out
+        health(&self.table, window)
     }
+}
+
+/// Health as `show vstack` prints it: active when the dataplane heard from
+/// the client within `window`.
+pub fn health(table: &ClientTable, window: Duration) -> HashMap<Mac, bool> {
+    let now_ns = monotonic_ns();
+    let mut out = HashMap::new();
+    if let Ok(entries) = table.entries() {
+        for (mac, e) in entries {
+            let active = e.last_seen_ns != 0
+                && now_ns.saturating_sub(e.last_seen_ns) <= window.as_nanos() as u64;
+            out.insert(Mac(mac), active);
+        }
+    }
+    out
 }
 
 /// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.

@@ -534,6 +534,15 @@ impl AgentShared {
     /// Builds the shared client from `profile`: checks the URL, loads the
     /// trust, and sets up the connection pool.
     pub fn new(profile: PnpProfile) -> Result<Arc<Self>, AgentConfigError> {
+        Self::counting_into(profile, Arc::default())
+    }
+
+    /// As [`AgentShared::new`], counting into `stats` (kept by the caller
+    /// across a change of profile).
+    pub fn counting_into(
+        profile: PnpProfile,
+        stats: Arc<PnpStats>,
+    ) -> Result<Arc<Self>, AgentConfigError> {
         let (endpoints, https) = endpoints(&profile.server)?;
         if https && profile.trust.is_none() {
             return Err(AgentConfigError::HttpsWithoutTrust {
@@ -563,7 +572,7 @@ impl AgentShared {
             client,
             in_flight,
             answers,
-            stats: Arc::default(),
+            stats,
         }))
     }
 
@@ -1051,6 +1060,8 @@ pub struct AgentReport {
 pub enum AgentExit {
     /// Its cancellation token was cancelled.
     Cancelled,
+    /// Its drain token was cancelled and the exchange in flight finished.
+    Drained,
     /// The server said `terminate`.
     Terminated,
     /// The jobs channel is closed (the proxy logic is gone).
@@ -1078,6 +1089,8 @@ pub struct Agent {
     jobs: mpsc::Sender<JobRequest>,
     events: mpsc::Sender<AgentReport>,
     cancel: CancellationToken,
+    /// Stops the loop between exchanges (see [`Agent::draining_on`]).
+    drain: CancellationToken,
     sid: Option<String>,
     counter: u64,
     pacer: Pacer,
@@ -1205,10 +1218,20 @@ impl Agent {
             jobs,
             events,
             cancel,
+            drain: CancellationToken::new(),
             sid: None,
             counter: 0,
             pacer,
         }
+    }
+
+    /// Makes the loop stop when `drain` is cancelled, but only between
+    /// exchanges: an exchange in flight (and the job it runs) finishes
+    /// against the server it started with. The loop then ends with
+    /// [`AgentExit::Drained`].
+    pub fn draining_on(mut self, drain: CancellationToken) -> Self {
+        self.drain = drain;
+        self
     }
 
     /// Runs the loop until cancelled, terminated by the server, or the
@@ -1235,7 +1258,11 @@ impl Agent {
     /// are boxed while they run, so that the agent at rest between
     /// exchanges, thousands of them at once, is a small task.
     async fn work(&mut self) -> AgentExit {
-        Box::pin(self.hello()).await;
+        let drain = self.drain.clone();
+        tokio::select! {
+            () = drain.cancelled() => return AgentExit::Drained,
+            () = Box::pin(self.hello()) => {}
+        }
         let mut wait = Duration::ZERO;
         let mut last_start: Option<Instant> = None;
         loop {
@@ -1243,7 +1270,10 @@ impl Agent {
             if let Some(last) = last_start {
                 at = at.max(last + self.pacer.pacing.min_cycle);
             }
-            tokio::time::sleep_until(at).await;
+            tokio::select! {
+                () = drain.cancelled() => return AgentExit::Drained,
+                () = tokio::time::sleep_until(at) => {}
+            }
             last_start = Some(Instant::now());
             let exchange = Box::pin(self.exchange()).await;
             wait = match self.pacer.next(&exchange) {

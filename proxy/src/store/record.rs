@@ -179,6 +179,9 @@ spelled_enum! {
         Upgraded => ("UPGRADED", "upgraded"),
         /// Gave up; see the fail reason.
         Failed => ("FAILED", "failed"),
+        /// Cut short by the proxy (`no vstack proxy`, a restart); the
+        /// server's next attempt picks it up.
+        Interrupted => ("INTERRUPTED", "interrupted"),
     }
 }
 

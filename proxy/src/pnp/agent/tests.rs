@@ -147,6 +147,8 @@ struct Fixture {
     jobs: mpsc::Receiver<JobRequest>,
     events: mpsc::Receiver<AgentReport>,
     cancel: CancellationToken,
+    /// Drains the agent between exchanges.
+    drain: CancellationToken,
     agent: JoinHandle<AgentExit>,
     stats: Arc<PnpStats>,
 }
@@ -166,17 +168,23 @@ impl Fixture {
         let (jobs_tx, jobs) = mpsc::channel(4);
         let (events_tx, events) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
+        let drain = CancellationToken::new();
         let identity = AgentIdentity {
             udi: udi(),
             hostname: Some("sw1".to_owned()),
             mac: MAC.to_owned(),
         };
-        let agent = spawn_agent(shared, identity, jobs_tx, events_tx, cancel.clone());
+        let agent = tokio::spawn(
+            Agent::new(shared, identity, jobs_tx, events_tx, cancel.clone())
+                .draining_on(drain.clone())
+                .run(),
+        );
         Self {
             hits,
             jobs,
             events,
             cancel,
+            drain,
             agent,
             stats,
         }
@@ -481,6 +489,32 @@ async fn default_minutes_replaces_the_idle_interval() {
     }
     assert_eq!(nominal, Duration::from_secs(600));
     f.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_agent_finishes_its_exchange_then_stops() {
+    let mut f = Fixture::start(|_| {}).await;
+    f.hello().await;
+    let (hit, request) = f.work_request().await;
+    hit.answer(job_xml(
+        &request.correlator,
+        Job::DeviceInfo(DeviceInfoType::All),
+    ));
+    let job = f.jobs.recv().await.expect("job");
+    // Drained while its job runs: the response still reaches the server.
+    f.drain.cancel();
+    assert!(job.respond(Response::ok(
+        Service::DeviceInfo,
+        request.correlator.clone()
+    )));
+    let hit = f.hit().await;
+    assert_eq!(hit.response().correlator, request.correlator);
+    hit.answer(bye_xml(&request.correlator));
+    assert_eq!((&mut f.agent).await.expect("agent"), AgentExit::Drained);
+    assert!(
+        f.hits.try_recv().is_err(),
+        "no work-request after the drain"
+    );
 }
 
 #[tokio::test(start_paused = true)]

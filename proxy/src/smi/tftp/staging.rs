@@ -255,11 +255,17 @@ impl Staging {
     /// An empty registry whose files expire after `default_ttl` (`None`:
     /// never). Expired files are removed lazily, on the next call.
     pub fn with_ttl(default_ttl: Option<Duration>) -> Self {
+        Self::counting_into(default_ttl, Arc::default())
+    }
+
+    /// As [`Staging::with_ttl`], its servers counting into `stats` (kept by
+    /// the caller across restarts of the servers).
+    pub fn counting_into(default_ttl: Option<Duration>, stats: Arc<TftpStats>) -> Self {
         Staging {
             shared: Arc::new(Shared {
                 files: Mutex::new(HashMap::new()),
                 default_ttl,
-                stats: Arc::default(),
+                stats,
             }),
         }
     }
