@@ -10,4 +10,5 @@ pub mod frames;
 pub mod lab;
 pub mod netns;
 pub mod pnp_server;
+pub mod scenario;
 pub mod tftp_client;

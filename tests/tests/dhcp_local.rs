@@ -32,6 +32,11 @@ const SWITCHES: u32 = 3;
 /// The daemon's configuration file: the lab's proxy on `px0` with the
 /// local DHCP server on.
 fn write_config(topo: &Topology) -> PathBuf {
+    write_config_with(topo, true)
+}
+
+/// [`write_config`], with the local DHCP server's pool or without it.
+fn write_config_with(topo: &Topology, pool: bool) -> PathBuf {
     let quoted = |p: &Path| format!("{:?}", p.display().to_string());
     let text = format!(
         "interfaces = [\"px0\"]\n\
@@ -44,20 +49,26 @@ fn write_config(topo: &Topology) -> PathBuf {
          # Nobody answers there: the switches are onboarded up to their\n\
          # identification, which is all this test needs.\n\
          [pnp_profiles.pnp-zero-touch]\n\
-         server_url = \"http://{}:8080\"\n\
-         \n\
-         [dhcp_localserver]\n\
-         enabled = true\n\
-         pool_start = \"{POOL_START}\"\n\
-         pool_end = \"{POOL_END}\"\n\
-         netmask = \"255.255.255.0\"\n\
-         lease_time_secs = 3600\n",
+         server_url = \"http://{}:8080\"\n",
         topo.px.name(),
         quoted(&topo.pin_dir),
         quoted(&topo.state_dir),
         quoted(&topo.control_socket()),
         lab::PNP_IP,
     );
+    let text = if pool {
+        format!(
+            "{text}\n\
+             [dhcp_localserver]\n\
+             enabled = true\n\
+             pool_start = \"{POOL_START}\"\n\
+             pool_end = \"{POOL_END}\"\n\
+             netmask = \"255.255.255.0\"\n\
+             lease_time_secs = 3600\n"
+        )
+    } else {
+        text
+    };
     let path = topo.state_dir.join("config.toml");
     std::fs::write(&path, text).expect("config file");
     path
@@ -431,4 +442,53 @@ fn local_server_stays_silent_beside_the_site_server() {
         });
     }
     assert_eq!(namespaces_left(&p), Vec::<String>::new());
+}
+
+#[test]
+fn a_pool_entered_at_run_time_serves_at_once() {
+    require_root();
+    let p = unique_prefix("sdr");
+    let rt = lab::test_runtime();
+    let topo = Topology::build(&p).expect("topology");
+    let config = write_config_with(&topo, false);
+    rt.block_on(async {
+        let proxy = Proxy::start(&config);
+        let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &p, 0);
+        emu_cfg.switches = switch_configs(SWITCHES);
+        let mut emu = Emulator::start(emu_cfg).await.expect("emulator");
+        // Nobody answers: the switches keep asking.
+        assert!(
+            emu.wait_event(Duration::from_secs(3), |e| matches!(
+                e,
+                Event::DhcpBound { .. }
+            ))
+            .await
+            .is_err(),
+            "no DHCP server yet"
+        );
+        let said = lab::control_command(
+            &topo.control_socket(),
+            "config",
+            &[&format!(
+                "vstack dhcp-localserver pool {POOL_START} {POOL_END} netmask 255.255.255.0"
+            )],
+        )
+        .expect("vstack dhcp-localserver");
+        assert_eq!(said, "");
+        let events = wait_events(&mut emu, SWITCHES as usize, Duration::from_secs(60), |e| {
+            matches!(e, Event::DhcpBound { .. })
+        })
+        .await;
+        for (switch, lease) in bound(&events) {
+            assert_eq!(lease.server, Some(PROXY_IP), "switch {switch}: {lease:?}");
+            assert!((POOL_START..=POOL_END).contains(&lease.ip), "{lease:?}");
+        }
+        // And the proxy goes on to onboard them, without a restart.
+        wait_events(&mut emu, SWITCHES as usize, Duration::from_secs(120), |e| {
+            matches!(e, Event::TelnetDone { .. })
+        })
+        .await;
+        emu.shutdown().await;
+        proxy.stop();
+    });
 }

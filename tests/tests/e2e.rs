@@ -297,9 +297,16 @@ fn pnp_jobs_become_smi_operations() {
         let before = show(&topo);
         assert_eq!(before["proxy_ip"], PROXY_IP.to_string(), "{before:#}");
         assert_eq!(before["enabled"], true, "{before:#}");
-        let said = lab::control_command(&topo.control_socket(), "config", &["vstack vlan 1,10"])
-            .expect("vstack vlan");
+        let said = lab::control_command(
+            &topo.control_socket(),
+            "config",
+            &["--verbose", "vstack vlan 1,10"],
+        )
+        .expect("vstack vlan");
         assert_eq!(said, "vlan: 1 -> 1,10\n");
+        let quiet = lab::control_command(&topo.control_socket(), "config", &["vstack vlan 1,10"])
+            .expect("vstack vlan again");
+        assert_eq!(quiet, "", "a successful line prints nothing, as on IOS");
         assert_eq!(show(&topo)["management_vlans"], serde_json::json!([1, 10]));
         let saved = proxy::config::ProxyConfig::load(&config_file).expect("saved file");
         assert_eq!(saved.management_vlans, [1, 10]);

@@ -99,6 +99,10 @@ pub struct ConfigArgs {
     /// The configuration line, quoted or as separate words.
     #[arg(required = true, num_args = 1..)]
     pub line: Vec<String>,
+    /// Print what changed (`startup-vlan: 1 -> 10`); without it a
+    /// successful line prints nothing, as on IOS, and only `%` notes show.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// The control socket.
     #[command(flatten)]
     pub socket: SocketArg,
@@ -198,11 +202,24 @@ fn is_prefix_of(word: &str, keyword: &str) -> bool {
 /// Sends `request` to the daemon at `socket`; prints the answer on
 /// standard output, or the refusal on standard error (exit status 1).
 fn send(socket: &Path, request: ControlRequest) -> anyhow::Result<ExitCode> {
+    send_filtered(socket, request, |text| text)
+}
+
+/// [`send`], printing `keep(text)` of a successful answer.
+fn send_filtered(
+    socket: &Path,
+    request: ControlRequest,
+    keep: impl FnOnce(String) -> String,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let response = rt.block_on(control::request(socket, &request))?;
-    let mut text = response.text;
+    let mut text = if response.ok {
+        keep(response.text)
+    } else {
+        response.text
+    };
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
@@ -227,10 +244,13 @@ pub fn run(args: Args) -> ExitCode {
         Command::Show(a) => show_request(&a.words, a.json)
             .map_err(anyhow::Error::from)
             .and_then(|req| send(&a.socket.socket, req)),
-        Command::Config(a) => send(
+        Command::Config(a) => send_filtered(
             &a.socket.socket,
             ControlRequest::Config {
                 line: a.line.join(" "),
+            },
+            |text| {
+                if a.verbose { text } else { notes_only(&text) }
             },
         ),
         Command::Debug(a) => debug_request(&a.words, true)
@@ -256,6 +276,15 @@ pub fn run(args: Args) -> ExitCode {
             }
         },
     }
+}
+
+/// The `%` lines of a configuration answer (warnings such as "not saved"),
+/// without the summary of what changed.
+fn notes_only(text: &str) -> String {
+    text.lines()
+        .filter(|l| l.starts_with('%'))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// One row of `smi-proxy clients`.
