@@ -6,6 +6,9 @@
 //! tailored configuration reaches each switch exactly once. In network
 //! namespaces this test creates, with the XDP program attached. Needs root.
 use proxy::pnp::codec::DeviceInfoType;
+use proxy_tests::emulator::{Emulator, EmulatorConfig, identity};
+use proxy_tests::end_state::{self, Expected};
+use proxy_tests::lab;
 use proxy_tests::netns::require_root;
 use proxy_tests::pnp_server::Step;
 use proxy_tests::scenario::{
@@ -85,5 +88,60 @@ fn a_proxy_restart_between_jobs_keeps_the_installed_configuration() {
     }
     assert_end_state(&lab, &emu, Some(IMAGE));
     assert_identified_once(&lab, &emu);
+    daemon.stop().expect("clean stop");
+}
+
+#[test]
+fn a_stack_back_under_a_new_mac_keeps_one_agent() {
+    require_root();
+    let lab = Lab::start("smt", 1);
+    let daemon = lab.daemon();
+    // Short backoffs: an agent left running at the old MAC would come
+    // back for work and take some of the jobs.
+    const HOLD: usize = 6;
+    let mut script = vec![Step::DeviceInfo(DeviceInfoType::All)];
+    script.extend((0..HOLD).map(|_| Step::Backoff { secs: 2 }));
+    script.extend([config_step(0, false), image_step()]);
+    let steps = script.len();
+    let first = lab.switches(&[script]);
+    lab.responses(&first, |_| 2);
+    // The same stack comes back: its new active member has another MAC.
+    let mut member = first.switches()[0].config().clone();
+    member.mac = identity::mac_for(0x100);
+    let mut cfg = EmulatorConfig::new(
+        lab.topo.sw.name(),
+        "sw0",
+        &format!("{}n", lab.topo.prefix),
+        0,
+    );
+    cfg.switches = vec![member];
+    let second = lab.rt.block_on(Emulator::start(cfg)).expect("emulator");
+    // The server's remaining jobs all reach the new MAC.
+    lab.responses(&second, |_| steps);
+    let (old, new) = (&first.switches()[0], &second.switches()[0]);
+    let report = end_state::check(
+        std::slice::from_ref(new),
+        &Expected {
+            startup_config: &site_config(0),
+            image_tar: Some(IMAGE),
+        },
+    );
+    assert!(report.all_as_asked(), "{report}");
+    assert_eq!(old.reloads(), 0, "the old MAC got no job");
+    assert_ne!(old.startup_config(), Some(site_config(0)));
+    // Both entries stay; the old MAC shows Inactive.
+    let text = lab::show(&lab.topo, &["vstack", "proxy-db", "--json"]).expect("proxy-db");
+    let db: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let entries = db["entries"].as_array().expect("entries");
+    let health = |mac: [u8; 6]| {
+        let mac = proxy::store::Mac(mac).to_string();
+        entries
+            .iter()
+            .find(|e| e["mac"] == mac.as_str())
+            .map(|e| e["health_active"].clone())
+    };
+    assert_eq!(entries.len(), 2, "{db:#}");
+    assert_eq!(health(old.mac()), Some(serde_json::json!(false)), "{db:#}");
+    assert_eq!(health(new.mac()), Some(serde_json::json!(true)), "{db:#}");
     daemon.stop().expect("clean stop");
 }

@@ -155,17 +155,27 @@ impl crate::control::ControlHandler for Control {
             None
         };
         let health = crate::logic::health(&self.base.table, self.health_window);
-        let clients = self
+        let store = self
             .base
             .store
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A device that came back under another MAC (a stack's new active
+        // member) is Inactive at its old one.
+        let current = |record: &crate::store::ClientRecord| {
+            record
+                .udi
+                .as_ref()
+                .is_none_or(|udi| store.find_by_udi(udi).map(|r| r.mac) == Some(record.mac))
+        };
+        let clients = store
             .iter()
             .map(|record| ClientView {
-                health_active: health.get(&record.mac).copied().unwrap_or(false),
+                health_active: health.get(&record.mac).copied().unwrap_or(false) && current(record),
                 record: record.clone(),
             })
             .collect();
+        drop(store);
         ShowView {
             config: cfg.show_config(proxy_ip),
             clients,

@@ -103,8 +103,17 @@ const DELIVERY_ATTEMPTS: u32 = 3;
 struct Runtime {
     /// Onboarding (probe + identify) is running.
     onboarding: bool,
-    /// A PnP agent runs for it: the token that drains it.
-    agent: Option<CancellationToken>,
+    /// A PnP agent runs for it.
+    agent: Option<AgentSlot>,
+}
+
+/// How the logic stops a client's PnP agent.
+#[derive(Clone, Debug)]
+struct AgentSlot {
+    /// Stops it between exchanges ([`Core::switch_profile`]).
+    drain: CancellationToken,
+    /// Stops it at once (its device came back under another MAC).
+    stop: CancellationToken,
 }
 
 /// Wait before onboarding a client again after it failed (a switch busy
@@ -552,15 +561,35 @@ impl Core {
         let Some(udi) = rec.udi else {
             return;
         };
-        let drain = {
+        // One UDI, one agent: the device's current MAC runs it.
+        let owner = lock(&self.store).find_by_udi(&udi).map(|r| r.mac);
+        if owner != Some(mac) {
+            log::info!(target: "smi_proxy", "{mac}: {udi} is now at another MAC; no agent here");
+            return;
+        }
+        let earlier: Vec<Mac> = lock(&self.store)
+            .iter()
+            .filter(|r| r.mac != mac && r.udi.as_ref() == Some(&udi))
+            .map(|r| r.mac)
+            .collect();
+        let slot = {
             let mut rt = lock(&self.runtime);
+            for other in earlier {
+                if let Some(old) = rt.get_mut(&other).and_then(|r| r.agent.take()) {
+                    log::info!(target: "smi_proxy", "{other}: {udi} came back as {mac}; its agent moves there");
+                    old.stop.cancel();
+                }
+            }
             let entry = rt.entry(mac).or_default();
             if entry.agent.is_some() {
                 return;
             }
-            let drain = CancellationToken::new();
-            entry.agent = Some(drain.clone());
-            drain
+            let slot = AgentSlot {
+                drain: CancellationToken::new(),
+                stop: self.cancel.child_token(),
+            };
+            entry.agent = Some(slot.clone());
+            slot
         };
         log::info!(target: "smi_proxy", "{mac}: PnP agent started for {udi} ({})", shared.profile().server);
         let agent = Agent::new(
@@ -572,9 +601,9 @@ impl Core {
             },
             self.jobs.clone(),
             self.reports.clone(),
-            self.cancel.child_token(),
+            slot.stop,
         )
-        .draining_on(drain);
+        .draining_on(slot.drain);
         let core = self.clone();
         self.spawn(async move {
             if agent.run().await == AgentExit::Drained {
@@ -592,8 +621,8 @@ impl Core {
     pub fn switch_profile(&self, shared: Option<Arc<AgentShared>>) {
         *self.pnp.write().unwrap_or_else(PoisonError::into_inner) = shared;
         for rt in lock(&self.runtime).values() {
-            if let Some(drain) = &rt.agent {
-                drain.cancel();
+            if let Some(slot) = &rt.agent {
+                slot.drain.cancel();
             }
         }
     }

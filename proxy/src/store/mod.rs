@@ -297,8 +297,9 @@ impl Store {
         self.records.iter()
     }
 
-    /// The record carrying `udi`. If several do (a device seen under a new
-    /// MAC), the one changed most recently, the later DevNo on a tie.
+    /// The record carrying `udi`. If several do (a stack whose active member
+    /// changed comes back under a new MAC), the one first seen last, the
+    /// later DevNo on a tie: the device's current MAC.
     pub fn find_by_udi(&self, udi: &Udi) -> Option<&ClientRecord> {
         self.by_udi.get(udi).and_then(|&i| self.records.get(i))
     }
@@ -499,9 +500,9 @@ impl Store {
         }
     }
 
-    /// Orders records for [`Self::find_by_udi`]: most recent change, then later DevNo.
+    /// Orders records for [`Self::find_by_udi`]: first seen last, then later DevNo.
     fn rank(&self, index: usize) -> (u64, usize) {
-        (self.records.get(index).map_or(0, |r| r.last_change), index)
+        (self.records.get(index).map_or(0, |r| r.first_seen), index)
     }
 
     /// Scans for the best-ranked record holding `udi`.

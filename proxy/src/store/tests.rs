@@ -521,7 +521,7 @@ fn full_disk_partial_write_is_rolled_back() {
 }
 
 #[test]
-fn find_by_udi_prefers_the_most_recent_holder() {
+fn find_by_udi_prefers_the_holder_first_seen_last() {
     let dir = TempDir::new("udi");
     let mut store = open(&dir);
     let udi = client(1).udi.expect("udi");
@@ -529,6 +529,9 @@ fn find_by_udi_prefers_the_most_recent_holder() {
     twin.udi = Some(udi.clone());
     store.insert_if_missing(client(1)).expect("insert");
     store.insert_if_missing(twin).expect("insert");
+    assert_eq!(store.find_by_udi(&udi).map(|r| r.mac), Some(mac(2)));
+    // A change to the older holder does not make it the device's MAC.
+    store.update(mac(1), |r| r.vlan = 7).expect("update");
     assert_eq!(store.find_by_udi(&udi).map(|r| r.mac), Some(mac(2)));
     // The newer holder moves on: the older one is found again.
     store
