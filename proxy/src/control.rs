@@ -68,6 +68,8 @@ pub enum ControlRequest {
     },
     /// The dataplane's client table.
     Clients,
+    /// `show debugging`: the debug switches that are on.
+    Debugging,
 }
 
 /// The daemon's answer.
@@ -386,6 +388,7 @@ pub fn handle(handler: &dyn ControlHandler, request: ControlRequest) -> ControlR
             }
         }
         ControlRequest::Config { line } => handler.apply_config(&line),
+        ControlRequest::Debugging => Ok(crate::logging::show_debugging()),
         ControlRequest::Debug { target, on } => handler.set_debug(&target, on),
         ControlRequest::Clients => handler.clients(),
     };

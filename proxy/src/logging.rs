@@ -284,12 +284,39 @@ pub fn active() -> Vec<&'static str> {
     GLOBAL.active()
 }
 
+/// `show debugging`: nothing when every switch is off, else as IOS lists
+/// them under their facility.
+pub fn show_debugging() -> String {
+    debugging_text(&active())
+}
+
+fn debugging_text(on: &[&str]) -> String {
+    if on.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("VSTACK:\n");
+    for name in on {
+        out.push_str(&format!("  vstack {name} debugging is on\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn show_debugging_lists_what_is_on() {
+        assert_eq!(debugging_text(&[]), "");
+        assert_eq!(
+            debugging_text(&["download", "smi-proxy"]),
+            "VSTACK:\n  vstack download debugging is on\n  vstack smi-proxy debugging is on\n"
+        );
+    }
 
     /// A shared buffer env_logger can print into.
     #[derive(Clone, Default)]

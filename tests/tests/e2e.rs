@@ -307,6 +307,33 @@ fn pnp_jobs_become_smi_operations() {
         let quiet = lab::control_command(&topo.control_socket(), "config", &["vstack vlan 1,10"])
             .expect("vstack vlan again");
         assert_eq!(quiet, "", "a successful line prints nothing, as on IOS");
+
+        // What an IOS engineer types: help, a caret under a wrong word,
+        // the debug switches that are on.
+        let socket = topo.control_socket();
+        let help = lab::control_command(&socket, "config", &["vst ?"]).expect("vst ?");
+        assert!(
+            help.contains("  proxy             Configure smi pnp proxy feature\n"),
+            "{help}"
+        );
+        let show_help = lab::show(&topo, &["vst", "?"]).expect("show vst ?");
+        assert!(show_help.contains("  proxy-db         show the proxy database\n"), "{show_help}");
+        let refused = lab::control_command(&socket, "config", &["vstack proxi ip-address 192.0.2.1"])
+            .expect_err("a typo is refused");
+        assert!(
+            refused.to_string().contains(
+                "vstack proxi ip-address 192.0.2.1\n       ^\n% Invalid input detected at '^' marker."
+            ),
+            "{refused:#}"
+        );
+        lab::control_command(&socket, "debug", &["vstack", "download"]).expect("debug");
+        let debugging = lab::show(&topo, &["debugging"]).expect("show debugging");
+        assert!(
+            debugging.contains("  vstack download debugging is on\n"),
+            "{debugging}"
+        );
+        lab::control_command(&socket, "undebug", &["vstack", "download"]).expect("undebug");
+        assert_eq!(lab::show(&topo, &["debugging"]).expect("show debugging"), "");
         assert_eq!(show(&topo)["management_vlans"], serde_json::json!([1, 10]));
         let saved = proxy::config::ProxyConfig::load(&config_file).expect("saved file");
         assert_eq!(saved.management_vlans, [1, 10]);

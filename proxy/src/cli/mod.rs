@@ -136,6 +136,9 @@ pub fn show_request(words: &[String], json: bool) -> Result<ControlRequest, Usag
             let command = config::parse_show(rest).map_err(|e| UsageError::Words(e.to_string()))?;
             Ok(ControlRequest::Show { command, json })
         }
+        Some((first, [])) if first.len() >= 3 && is_prefix_of(first, "debugging") => {
+            Ok(ControlRequest::Debugging)
+        }
         Some((first, _)) => Err(UsageError::Words(format!(
             "% Invalid input {first:?}: expected vstack"
         ))),
@@ -241,9 +244,15 @@ pub fn run(args: Args) -> ExitCode {
     let result = match args.command {
         Command::Run(cfg) => done(daemon::run(cfg)),
         Command::Clients { pin_dir, json } => done(print_clients(&pin_dir, json)),
+        Command::Show(a) if asks_help(&a.words) => {
+            print_help(config::help::show_help(&without_help(&a.words)))
+        }
         Command::Show(a) => show_request(&a.words, a.json)
             .map_err(anyhow::Error::from)
             .and_then(|req| send(&a.socket.socket, req)),
+        Command::Config(a) if asks_help(&a.line) => {
+            print_help(config::help::config_help(&without_help(&a.line)))
+        }
         Command::Config(a) => send_filtered(
             &a.socket.socket,
             ControlRequest::Config {
@@ -275,6 +284,41 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Whether the words end with `?` (IOS help).
+fn asks_help(words: &[String]) -> bool {
+    words
+        .iter()
+        .flat_map(|w| w.split_whitespace())
+        .next_back()
+        .is_some_and(|w| w.ends_with('?'))
+}
+
+/// The words before the `?`.
+fn without_help(words: &[String]) -> Vec<&str> {
+    let mut all: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+    if let Some(last) = all.pop() {
+        let before = last.trim_end_matches('?');
+        if !before.is_empty() {
+            all.push(before);
+        }
+    }
+    all
+}
+
+/// Prints `?` help, or IOS's answer where nothing can follow.
+fn print_help(help: Option<String>) -> anyhow::Result<ExitCode> {
+    match help {
+        Some(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("% Unrecognized command");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

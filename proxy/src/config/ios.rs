@@ -136,6 +136,9 @@ pub enum IosError {
         token: String,
         /// What would have been accepted.
         expected: String,
+        /// Byte offset of the word in the line (0 until [`parse_ios`]
+        /// places it), for the IOS caret ([`refusal`]).
+        at: usize,
     },
     /// A shortened keyword matches more than one.
     #[error("% Ambiguous command {token:?}: could be {candidates}")]
@@ -293,6 +296,28 @@ pub fn parse_ios(line: &str) -> Result<IosCommand, IosError> {
         return Err(IosError::TooLong(line.len()));
     }
     let mut w = Words::new(line);
+    parse_words(&mut w).map_err(|e| w.locate(e))
+}
+
+/// A refused line as IOS prints it: the line with a caret under the word
+/// that is wrong and `% Invalid input detected at '^' marker.`; `%
+/// Incomplete command.`; `% Ambiguous command:  "<line>"`; otherwise the
+/// reason.
+pub fn refusal(line: &str, e: &IosError) -> String {
+    match e {
+        IosError::Invalid { at, .. } => format!(
+            "{line}\n{:>width$}\n% Invalid input detected at '^' marker.",
+            "^",
+            width = line.get(..*at).map_or(0, |s| s.chars().count()) + 1
+        ),
+        IosError::Incomplete(_) => "% Incomplete command.".to_owned(),
+        IosError::Ambiguous { .. } => format!("% Ambiguous command:  {:?}", line.trim()),
+        other => other.to_string(),
+    }
+}
+
+/// The words of one configuration line, parsed.
+fn parse_words(w: &mut Words<'_>) -> Result<IosCommand, IosError> {
     if w.is_empty() {
         return Err(IosError::Empty);
     }
@@ -314,11 +339,11 @@ pub fn parse_ios(line: &str) -> Result<IosCommand, IosError> {
         "backup" => return Ok(IosCommand::DirectorOnly(DirectorCommand::Backup)),
         "proxy" if negate => {
             if !w.is_empty() {
-                proxy_args(&mut w)?;
+                proxy_args(w)?;
             }
             IosCommand::NoProxy
         }
-        "proxy" => IosCommand::Proxy(proxy_args(&mut w)?),
+        "proxy" => IosCommand::Proxy(proxy_args(w)?),
         "startup-vlan" if negate => {
             if !w.is_empty() {
                 w.vlan()?;
@@ -328,22 +353,23 @@ pub fn parse_ios(line: &str) -> Result<IosCommand, IosError> {
         "startup-vlan" => IosCommand::StartupVlan(w.vlan()?),
         "vlan" if negate => {
             if !w.is_empty() {
-                vlan_list_arg(&mut w)?;
+                vlan_list_arg(w)?;
             }
             IosCommand::NoVlan
         }
-        "vlan" => IosCommand::Vlan(vlan_list_arg(&mut w)?),
+        "vlan" => IosCommand::Vlan(vlan_list_arg(w)?),
         "dhcp-localserver" if negate => {
             if !w.is_empty() {
-                pool_args(&mut w)?;
+                pool_args(w)?;
             }
             IosCommand::NoDhcpLocalserver
         }
-        "dhcp-localserver" => IosCommand::DhcpLocalserver(pool_args(&mut w)?),
+        "dhcp-localserver" => IosCommand::DhcpLocalserver(pool_args(w)?),
         other => {
             return Err(IosError::Invalid {
                 token: other.to_owned(),
                 expected: "a vstack command".to_owned(),
+                at: 0,
             });
         }
     };
@@ -438,8 +464,10 @@ pub fn execute(
 /// Parses the words after `show vstack`: `config`, `status [detail]`,
 /// `proxy-db [detail]`, `download-status [detail]` (shortenable).
 pub fn parse_show(words: &[&str]) -> Result<ShowCommand, IosError> {
+    let words: Vec<&str> = words.iter().flat_map(|s| s.split_whitespace()).collect();
     let mut w = Words {
-        words: words.iter().flat_map(|s| s.split_whitespace()).collect(),
+        offsets: vec![0; words.len()],
+        words,
         pos: 0,
     };
     let item = w.keyword(&["config", "download-status", "proxy-db", "status"])?;
@@ -561,6 +589,7 @@ fn vlan_number(token: &str) -> Result<u16, IosError> {
     let v: u16 = token.parse().map_err(|_| IosError::Invalid {
         token: token.to_owned(),
         expected: "a VLAN id (1-4094)".to_owned(),
+        at: 0,
     })?;
     super::check_vlan(v).map_err(IosError::Value)?;
     Ok(v)
@@ -588,6 +617,7 @@ fn pool_args(w: &mut Words<'_>) -> Result<DhcpPool, IosError> {
                 let secs = token.parse::<u32>().map_err(|_| IosError::Invalid {
                     token: token.to_owned(),
                     expected: "a lease time in seconds".to_owned(),
+                    at: 0,
                 })?;
                 if lease.replace(secs).is_some() {
                     return Err(IosError::Repeated("lease"));
@@ -609,15 +639,35 @@ fn pool_args(w: &mut Words<'_>) -> Result<DhcpPool, IosError> {
 /// The words of a command line and a cursor.
 struct Words<'a> {
     words: Vec<&'a str>,
+    /// Byte offset of each word in the line.
+    offsets: Vec<usize>,
     pos: usize,
 }
 
 impl<'a> Words<'a> {
     fn new(line: &'a str) -> Self {
+        let words: Vec<&'a str> = line.split_whitespace().collect();
+        let offsets = words
+            .iter()
+            .map(|w| (w.as_ptr() as usize).saturating_sub(line.as_ptr() as usize))
+            .collect();
         Self {
-            words: line.split_whitespace().collect(),
+            words,
+            offsets,
             pos: 0,
         }
+    }
+
+    /// Places an invalid-input error at the word read last.
+    fn locate(&self, mut e: IosError) -> IosError {
+        if let IosError::Invalid { at, .. } = &mut e {
+            *at = self
+                .offsets
+                .get(self.pos.saturating_sub(1))
+                .copied()
+                .unwrap_or(0);
+        }
+        e
     }
 
     fn is_empty(&self) -> bool {
@@ -645,6 +695,7 @@ impl<'a> Words<'a> {
         token.parse().map_err(|_| IosError::Invalid {
             token: token.to_owned(),
             expected: format!("{what} (a.b.c.d)"),
+            at: 0,
         })
     }
 
@@ -673,6 +724,7 @@ impl<'a> Words<'a> {
             [] => Err(IosError::Invalid {
                 token: token.to_owned(),
                 expected: format!("one of {list}"),
+                at: 0,
             }),
             many => Err(IosError::Ambiguous {
                 token: token.to_owned(),
@@ -681,12 +733,13 @@ impl<'a> Words<'a> {
         }
     }
 
-    fn finish(&self) -> Result<(), IosError> {
-        match self.peek() {
+    fn finish(&mut self) -> Result<(), IosError> {
+        match self.next() {
             None => Ok(()),
             Some(token) => Err(IosError::Invalid {
                 token: token.to_owned(),
                 expected: "end of command".to_owned(),
+                at: 0,
             }),
         }
     }

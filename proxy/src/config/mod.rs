@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod help;
 mod ios;
 mod local;
 
 pub use ios::{
     ConfigField, DirectorCommand, FieldChange, IosCommand, IosError, LINE_MAX, ProxyAddress,
-    ProxyCommand, apply_ios, execute, parse_ios, parse_show, show_words, summary,
+    ProxyCommand, apply_ios, execute, parse_ios, parse_show, refusal, show_words, summary,
 };
 pub use local::LocalAddrs;
 

@@ -903,3 +903,30 @@ fn show_words_parse() -> Result<(), IosError> {
     ));
     Ok(())
 }
+
+#[test]
+fn refusals_read_as_ios_prints_them() {
+    let ios = |line: &str| {
+        let e = parse_ios(line).expect_err(line);
+        super::refusal(line, &e)
+    };
+    assert_eq!(
+        ios("vstack startup-vlan x"),
+        "vstack startup-vlan x\n                    ^\n% Invalid input detected at '^' marker."
+    );
+    assert_eq!(
+        ios("vstack  proxi ip-address 4.1.1.1"),
+        "vstack  proxi ip-address 4.1.1.1\n        ^\n% Invalid input detected at '^' marker."
+    );
+    assert_eq!(
+        ios("vstack startup-vlan 3 3"),
+        "vstack startup-vlan 3 3\n                      ^\n% Invalid input detected at '^' marker."
+    );
+    assert_eq!(ios("vstack proxy"), "% Incomplete command.");
+    assert_eq!(ios("vst d"), "% Ambiguous command:  \"vst d\"");
+    // Other refusals keep their reason.
+    assert_eq!(
+        ios("vstack startup-vlan 0"),
+        "% VLAN 0 is out of range 1-4094"
+    );
+}

@@ -28,7 +28,8 @@ impl ConfigState {
     /// refuses (it lacks what a flag supplied) changes only the running one.
     pub(super) fn apply(&self, line: &str, local: &LocalAddrs) -> Result<(Self, String), String> {
         let mut next = self.clone();
-        let changes = config::execute(&mut next.running, line, local).map_err(|e| e.to_string())?;
+        let changes = config::execute(&mut next.running, line, local)
+            .map_err(|e| config::refusal(line, &e))?;
         let mut answer = config::summary(&changes);
         if changes.is_empty() {
             return Ok((next, answer));
