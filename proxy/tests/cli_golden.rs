@@ -163,6 +163,13 @@ fn assert_stdout(output: &Output, expected: &[&str]) {
     assert!(stdout.ends_with('\n'));
 }
 
+/// Asserts success with nothing printed.
+fn assert_silent(output: &Output) {
+    assert!(output.status.success(), "exit {:?}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
 /// Asserts a refusal: exit status 1, nothing on standard output, `expected`
 /// on standard error.
 fn assert_refused(output: &Output, expected: &str) {
@@ -315,15 +322,21 @@ fn config_lines_apply_or_are_refused() -> TestResult {
         "% proxy address 4.1.1.2 is not an address of this machine",
     );
     assert_stdout(
-        &d.run(&["config", "vstack startup-vlan 10"])?,
+        &d.run(&["config", "--verbose", "vstack startup-vlan 10"])?,
         &["startup-vlan: 1 -> 10"],
     );
+    // As IOS: a successful line prints nothing.
+    assert_silent(&d.run(&["config", "vstack startup-vlan 10"])?);
     assert_stdout(
-        &d.run(&["config", "vstack", "vlan", "1,10-12"])?,
+        &d.run(&["config", "-v", "vstack", "vlan", "1,10-12"])?,
         &["vlan: 1 -> 1,10-12"],
     );
     assert_stdout(
-        &d.run(&["config", "vstack proxy interface vlan 1 startup-vlan 10"])?,
+        &d.run(&[
+            "config",
+            "--verbose",
+            "vstack proxy interface vlan 1 startup-vlan 10",
+        ])?,
         &["proxy: ip-address 4.1.1.1 -> interface vlan1"],
     );
     assert_stdout(
@@ -337,7 +350,7 @@ fn config_lines_apply_or_are_refused() -> TestResult {
         ],
     );
     assert_stdout(
-        &d.run(&["config", "no vstack proxy"])?,
+        &d.run(&["config", "--verbose", "no vstack proxy"])?,
         &["proxy: interface vlan1 -> none"],
     );
     assert_stdout(
