@@ -311,6 +311,14 @@ impl crate::metrics::MetricsSource for Control {
         .sample(&[("event", "message")], l.messages.load(Relaxed))
         .sample(&[("event", "unknown_type")], l.unknown.load(Relaxed))
         .sample(&[("event", "malformed")], l.malformed.load(Relaxed));
+        let tel = &self.base.telnet;
+        out.counter(
+            "smi_proxy_telnet_refused_total",
+            "Reverse-telnet connections closed at once, by reason: unexpected (no \
+             identification waits for that address), busy (over the session caps).",
+        )
+        .sample(&[("reason", "unexpected")], tel.unexpected.load(Relaxed))
+        .sample(&[("reason", "busy")], tel.busy.load(Relaxed));
         let mut f = out.counter(
             "smi_proxy_smi_exchanges_total",
             "Director messages to clients (probe; config_upgrade, type 3; image_upgrade, \

@@ -99,6 +99,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         pnp: Arc::default(),
         smi: Arc::default(),
         tftp: Arc::default(),
+        telnet: Arc::default(),
         events: Arc::default(),
         root: cancel.clone(),
     });

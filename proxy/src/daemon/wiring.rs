@@ -30,6 +30,7 @@ use crate::dataplane::{ClientTable, DataplaneEvent};
 use crate::logic::Core;
 use crate::pnp::agent::{AgentShared, PnpProfile, PnpStats};
 use crate::smi::director::{DirectorStats, ListenerStats};
+use crate::smi::telnet::TelnetStats;
 use crate::smi::tftp::TftpStats;
 use crate::store::Store;
 
@@ -56,6 +57,8 @@ pub(super) struct Base {
     pub(super) smi: Arc<DirectorStats>,
     /// Counters of the TFTP server.
     pub(super) tftp: Arc<TftpStats>,
+    /// Connections the reverse-telnet listener refused.
+    pub(super) telnet: Arc<TelnetStats>,
     /// The event pump's destination.
     pub(super) events: EventSlot,
     /// The daemon's token: cancelling it stops every generation.
@@ -298,12 +301,6 @@ async fn start_director(
         .await
         .with_context(|| format!("telnet listener on {ip}:19140"))?;
     let (tel_tx, tel_rx) = tokio::sync::mpsc::channel(1024);
-    tasks.push(tokio::spawn(telnet::listen(
-        tel,
-        cfg.limits.telnet_timeout(),
-        tel_tx,
-        cancel.clone(),
-    )));
 
     let pnp = base.agents_for(cfg)?;
 
@@ -336,6 +333,15 @@ async fn start_director(
         jobs: jobs_rx,
         reports: reports_rx,
     };
+    let expects = core.clone();
+    tasks.push(tokio::spawn(telnet::listen(
+        tel,
+        cfg.limits.telnet_timeout(),
+        move |peer| expects.expects_telnet(peer),
+        base.telnet.clone(),
+        tel_tx,
+        cancel.clone(),
+    )));
     tasks.push(tokio::spawn(core.clone().run(inputs)));
     Ok((core, tasks))
 }

@@ -235,6 +235,15 @@ impl Core {
         (core, jobs_tx, jobs_rx, reports_rx)
     }
 
+    /// Whether an identification waits for a reverse telnet from `ip` (the
+    /// telnet listener serves no one else).
+    pub fn expects_telnet(&self, ip: std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(v4) => lock(&self.waiters).identities.contains_key(&v4),
+            std::net::IpAddr::V6(_) => false,
+        }
+    }
+
     /// Files fetched from the PnP server that clients are installing.
     pub(crate) fn fetches(&self) -> &fetch::FetchCache {
         &self.fetches

@@ -302,6 +302,8 @@ pub async fn listen(
                 Ok(c) => c,
                 Err(e) => {
                     log::warn!("SMI listener: accept: {e}");
+                    // EMFILE and the like: do not spin.
+                    tokio::time::sleep(super::telnet::ACCEPT_BACKOFF).await;
                     continue;
                 }
             },

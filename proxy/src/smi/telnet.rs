@@ -15,12 +15,15 @@
 //! 3. The output is parsed by [`super::showver`] into PID, VID and SN.
 //!
 //! Every read is bounded in time and size.
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::showver::{self, ShowVersion, ShowVersionError};
@@ -50,6 +53,9 @@ pub enum TelnetError {
     /// The client closed the connection early.
     #[error("the client closed the session during {0:?}")]
     Closed(&'static str),
+    /// A telnet subnegotiation longer than allowed.
+    #[error("a telnet subnegotiation longer than {0} bytes")]
+    Subnegotiation(usize),
     /// More output than [`OUTPUT_CAP`].
     #[error("more than {OUTPUT_CAP} bytes of output")]
     TooMuchOutput,
@@ -70,64 +76,99 @@ pub struct Session {
     pub result: Result<ShowVersion, TelnetError>,
 }
 
-/// Removes telnet commands from `input`, appending the data bytes to `out`
-/// and the refusals the peer's negotiation calls for to `reply`.
-/// Returns how many bytes of `input` were consumed (an incomplete command
-/// at the end is left for the next read).
-pub fn strip_telnet(input: &[u8], out: &mut Vec<u8>, reply: &mut Vec<u8>) -> usize {
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        if b != IAC {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let Some(&cmd) = input.get(i + 1) else {
-            return i;
-        };
-        match cmd {
-            IAC => {
-                out.push(IAC);
-                i += 2;
-            }
-            DO | DONT | WILL | WONT => {
-                let Some(&opt) = input.get(i + 2) else {
-                    return i;
-                };
-                match cmd {
-                    DO => reply.extend_from_slice(&[IAC, WONT, opt]),
-                    WILL => reply.extend_from_slice(&[IAC, DONT, opt]),
-                    _ => {}
-                }
-                i += 3;
-            }
-            SB => {
-                // Skip to IAC SE; wait for more if it is not here yet.
-                match input[i + 2..].windows(2).position(|w| w == [IAC, SE]) {
-                    Some(p) => i += 2 + p + 2,
-                    None => return i,
-                }
-            }
-            _ => i += 2,
-        }
-    }
-    i
+/// Longest telnet subnegotiation (`IAC SB ... IAC SE`) accepted; a real
+/// one (terminal type, window size) is a few bytes.
+pub const SUBNEGOTIATION_MAX: usize = 64;
+
+/// Where a [`TelnetDecoder`] is in the byte stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    /// Data bytes.
+    #[default]
+    Data,
+    /// After `IAC`.
+    Iac,
+    /// After `IAC DO|DONT|WILL|WONT`: the option byte comes next.
+    Option(u8),
+    /// Inside `IAC SB`, this many bytes in.
+    Sub(usize),
+    /// Inside `IAC SB`, after an `IAC`.
+    SubIac(usize),
 }
+
+/// Removes telnet commands from a byte stream, one byte at a time: memory
+/// and time stay linear in the input whatever the peer sends (an endless
+/// `IAC SB` is refused after [`SUBNEGOTIATION_MAX`] bytes, not buffered).
+#[derive(Clone, Debug, Default)]
+pub struct TelnetDecoder {
+    state: State,
+}
+
+impl TelnetDecoder {
+    /// Appends the data bytes of `input` to `out` and the refusals its
+    /// negotiation calls for (`WONT` to `DO`, `DONT` to `WILL`) to `reply`.
+    /// A command split across calls is carried over.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        reply: &mut Vec<u8>,
+    ) -> Result<(), TelnetError> {
+        for &b in input {
+            self.state = match (self.state, b) {
+                (State::Data, IAC) => State::Iac,
+                (State::Data, _) => {
+                    out.push(b);
+                    State::Data
+                }
+                (State::Iac, IAC) => {
+                    out.push(IAC);
+                    State::Data
+                }
+                (State::Iac, DO | DONT | WILL | WONT) => State::Option(b),
+                (State::Iac, SB) => State::Sub(0),
+                (State::Iac, _) => State::Data,
+                (State::Option(cmd), opt) => {
+                    match cmd {
+                        DO => reply.extend_from_slice(&[IAC, WONT, opt]),
+                        WILL => reply.extend_from_slice(&[IAC, DONT, opt]),
+                        _ => {}
+                    }
+                    State::Data
+                }
+                (State::Sub(n) | State::SubIac(n), _) if n >= SUBNEGOTIATION_MAX => {
+                    return Err(TelnetError::Subnegotiation(SUBNEGOTIATION_MAX));
+                }
+                (State::Sub(n), IAC) => State::SubIac(n + 1),
+                (State::Sub(n), _) => State::Sub(n + 1),
+                (State::SubIac(_), SE) => State::Data,
+                (State::SubIac(n), _) => State::Sub(n + 1),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Longest prompt: a 64-character host name and `#` or `>`.
+const PROMPT_MAX: usize = 65;
 
 /// Whether `buf` ends with an IOS exec prompt (`host#` or `host>` alone on
 /// its line, nothing after it).
 pub fn ends_with_prompt(buf: &[u8]) -> bool {
-    let last = match buf.iter().rposition(|&b| b == b'\n' || b == b'\r') {
-        Some(p) => &buf[p + 1..],
-        None => buf,
+    // A prompt is at most 65 bytes: only the tail needs a look, so that a
+    // long line costs nothing per read.
+    let tail = &buf[buf.len().saturating_sub(PROMPT_MAX + 1)..];
+    let last = match tail.iter().rposition(|&b| b == b'\n' || b == b'\r') {
+        Some(p) => &tail[p + 1..],
+        None if tail.len() == buf.len() => buf,
+        None => return false,
     };
     let Some((&end, host)) = last.split_last() else {
         return false;
     };
     (end == b'#' || end == b'>')
         && !host.is_empty()
-        && host.len() <= 64
+        && host.len() < PROMPT_MAX
         && host
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'(' | b')'))
@@ -136,7 +177,7 @@ pub fn ends_with_prompt(buf: &[u8]) -> bool {
 /// One CLI conversation over an accepted connection.
 struct Cli {
     stream: TcpStream,
-    raw: Vec<u8>,
+    decoder: TelnetDecoder,
     data: Vec<u8>,
     step_timeout: Duration,
 }
@@ -156,10 +197,8 @@ impl Cli {
             if n == 0 {
                 return Err(TelnetError::Closed(step));
             }
-            self.raw.extend_from_slice(&chunk[..n]);
             let mut reply = Vec::new();
-            let used = strip_telnet(&self.raw, &mut self.data, &mut reply);
-            self.raw.drain(..used);
+            self.decoder.feed(&chunk[..n], &mut self.data, &mut reply)?;
             if !reply.is_empty() {
                 self.stream.write_all(&reply).await?;
             }
@@ -180,7 +219,7 @@ impl Cli {
 pub async fn drive(stream: TcpStream, step_timeout: Duration) -> Result<ShowVersion, TelnetError> {
     let mut cli = Cli {
         stream,
-        raw: Vec::new(),
+        decoder: TelnetDecoder::default(),
         data: Vec::new(),
         step_timeout,
     };
@@ -206,15 +245,38 @@ pub async fn drive_within(
         .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
 }
 
+/// Reverse-telnet sessions open at once.
+pub const SESSIONS_MAX: usize = 256;
+/// Reverse-telnet sessions open at once from one address.
+pub const SESSIONS_PER_PEER: usize = 2;
+/// Pause after a failed accept (EMFILE and the like), so that the loop
+/// does not spin.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Connections the listener closed at once, by reason.
+#[derive(Debug, Default)]
+pub struct TelnetStats {
+    /// From an address no identification waits for.
+    pub unexpected: AtomicU64,
+    /// Over [`SESSIONS_MAX`] or [`SESSIONS_PER_PEER`].
+    pub busy: AtomicU64,
+}
+
 /// Accepts reverse-telnet sessions until `cancel`, driving each in its own
 /// task ([`drive_within`] `session_timeout`) and sending the outcome on
-/// `sessions`.
+/// `sessions`. Only a peer `expected` says the proxy waits for is served,
+/// at most [`SESSIONS_PER_PEER`] at once from one address and
+/// [`SESSIONS_MAX`] in all; others are closed at once and counted.
 pub async fn listen(
     listener: TcpListener,
     session_timeout: Duration,
+    expected: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
+    stats: Arc<TelnetStats>,
     sessions: mpsc::Sender<Session>,
     cancel: CancellationToken,
 ) {
+    let slots = Arc::new(Semaphore::new(SESSIONS_MAX));
+    let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
@@ -222,13 +284,43 @@ pub async fn listen(
                 Ok(c) => c,
                 Err(e) => {
                     log::warn!("telnet listener: accept: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
         };
+        if !expected(peer.ip()) {
+            stats.unexpected.fetch_add(1, Ordering::Relaxed);
+            log::debug!("reverse telnet from {peer}, which no identification waits for: closed");
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            stats.busy.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        {
+            let mut open = per_peer.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = open.entry(peer.ip()).or_default();
+            if *n >= SESSIONS_PER_PEER {
+                stats.busy.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *n += 1;
+        }
         let sessions = sessions.clone();
+        let per_peer = per_peer.clone();
         tokio::spawn(async move {
             let result = drive_within(stream, session_timeout).await;
+            {
+                let mut open = per_peer.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(n) = open.get_mut(&peer.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        open.remove(&peer.ip());
+                    }
+                }
+            }
+            drop(slot);
             if let Err(e) = &result {
                 log::warn!("reverse telnet from {peer}: {e}");
             }
@@ -248,10 +340,27 @@ mod tests {
         let input = [
             b'a', IAC, DO, 1, IAC, WILL, 3, IAC, IAC, IAC, SB, 24, 1, IAC, SE, b'b', IAC,
         ];
-        let used = strip_telnet(&input, &mut out, &mut reply);
+        let mut decoder = TelnetDecoder::default();
+        decoder.feed(&input, &mut out, &mut reply).unwrap();
         assert_eq!(out, [b'a', IAC, b'b']);
         assert_eq!(reply, [IAC, WONT, 1, IAC, DONT, 3]);
-        assert_eq!(used, input.len() - 1, "a lone IAC waits for the next read");
+        // The lone IAC at the end is carried over to the next read.
+        decoder.feed(&[IAC, b'c'], &mut out, &mut reply).unwrap();
+        assert_eq!(out, [b'a', IAC, b'b', IAC, b'c']);
+    }
+
+    #[test]
+    fn an_endless_subnegotiation_is_refused_not_buffered() {
+        let mut decoder = TelnetDecoder::default();
+        let (mut out, mut reply) = (Vec::new(), Vec::new());
+        decoder.feed(&[IAC, SB], &mut out, &mut reply).unwrap();
+        let chunk = [0u8; SUBNEGOTIATION_MAX - 1];
+        decoder.feed(&chunk, &mut out, &mut reply).unwrap();
+        assert!(matches!(
+            decoder.feed(&[0, 0], &mut out, &mut reply),
+            Err(TelnetError::Subnegotiation(SUBNEGOTIATION_MAX))
+        ));
+        assert!(out.is_empty() && reply.is_empty());
     }
 
     #[test]
@@ -261,6 +370,13 @@ mod tests {
         assert!(!ends_with_prompt(b"Switch#\r\n"));
         assert!(!ends_with_prompt(b"\r\n#"));
         assert!(!ends_with_prompt(b"  Version ID : V01 #"));
+        let mut long = vec![b'x'; 10_000];
+        long.extend_from_slice(b"\r\nSwitch#");
+        assert!(ends_with_prompt(&long));
+        assert!(!ends_with_prompt(&[b'x'; 200]));
+        let host = [b'h'; 64];
+        assert!(ends_with_prompt(&[&b"\r\n"[..], &host, b"#"].concat()));
+        assert!(!ends_with_prompt(&[&b"\r\n"[..], &host, b"h#"].concat()));
     }
 
     #[tokio::test]
@@ -329,6 +445,40 @@ mod tests {
             "{r:?}"
         );
         client.abort();
+    }
+
+    #[tokio::test]
+    async fn the_listener_serves_only_expected_peers() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stats = Arc::new(TelnetStats::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let cancel = CancellationToken::new();
+        let expected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = expected.clone();
+        let task = tokio::spawn(listen(
+            l,
+            Duration::from_secs(5),
+            move |_| flag.load(Ordering::Relaxed),
+            stats.clone(),
+            tx,
+            cancel.clone(),
+        ));
+        // Not expected: closed at once, counted, no session.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0);
+        assert_eq!(stats.unexpected.load(Ordering::Relaxed), 1);
+        // Expected: served (it closes at once, so the session fails).
+        expected.store(true, Ordering::Relaxed);
+        drop(TcpStream::connect(addr).await.unwrap());
+        let session = rx.recv().await.expect("a session");
+        assert!(
+            matches!(session.result, Err(TelnetError::Closed(_))),
+            "{session:?}"
+        );
+        cancel.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test]
