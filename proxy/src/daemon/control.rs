@@ -291,6 +291,19 @@ impl crate::metrics::MetricsSource for Control {
         for (state, n) in by_state {
             f.sample(&[("state", state)], n);
         }
+        if let Some(core) = &self.running().core {
+            let (pending, evicted) = core.pending();
+            out.gauge(
+                "smi_proxy_unidentified_clients",
+                "Clients seen but not identified yet, held in memory (not in the database).",
+            )
+            .value(pending as u64);
+            out.counter(
+                "smi_proxy_unidentified_evicted_total",
+                "Unidentified clients evicted, oldest first, to stay within the bound.",
+            )
+            .value(evicted);
+        }
         let t = &self.base.tftp;
         out.counter("smi_proxy_tftp_bytes_served_total", "Bytes served by TFTP.")
             .value(t.bytes_served());

@@ -6,6 +6,7 @@
 //! kernel map, the proxy database and SMI messages go out. The mapping of
 //! PnP services to SMI operations lives in [`translate`], in one table.
 
+pub mod clients;
 pub mod fetch;
 pub mod identify;
 pub mod translate;
@@ -138,8 +139,9 @@ const DELIVERIES_MAX: usize = 384;
 pub struct Core {
     cfg: CoreConfig,
     table: ClientTable,
-    /// The proxy database, which outlives the core (see [`Core::stop`]).
-    store: Arc<Mutex<Store>>,
+    /// The clients: identified in the proxy database (which outlives the
+    /// core), unidentified in memory.
+    clients: clients::Clients,
     staging: Staging,
     tailored: StagedFile,
     waiters: Mutex<Waiters>,
@@ -217,7 +219,7 @@ impl Core {
         let core = Arc::new(Self {
             cfg,
             table,
-            store,
+            clients: clients::Clients::new(store, clients::PENDING_MAX),
             staging,
             tailored,
             waiters: Mutex::new(Waiters::default()),
@@ -259,30 +261,39 @@ impl Core {
         &self.table
     }
 
-    /// A copy of every database record, in DevNo order.
+    /// Every client: identified (the database, in DevNo order), then the
+    /// unidentified.
     pub fn records(&self) -> Vec<ClientRecord> {
-        lock(&self.store).iter().cloned().collect()
+        self.clients.all()
     }
 
     /// The record of `mac`.
     pub fn record(&self, mac: Mac) -> Option<ClientRecord> {
-        lock(&self.store).get(mac).cloned()
+        self.clients.get(mac)
+    }
+
+    /// Unidentified clients held in memory, and how many were evicted.
+    pub fn pending(&self) -> (usize, u64) {
+        (self.clients.pending(), self.clients.evicted())
     }
 
     /// Changes a record, logging (not propagating) a storage failure: the
     /// in-memory and on-disk database stay as they were in that case.
     fn update(&self, mac: Mac, edit: impl FnOnce(&mut ClientRecord) + Send) {
-        if let Err(e) = lock(&self.store).update(mac, edit) {
-            log::error!(target: "smi_proxy", "{mac}: proxy database update failed: {e}");
+        let identified = self.clients.get(mac).is_some_and(|r| r.udi.is_some());
+        match self.clients.update(mac, edit) {
+            Err(e) => log::error!(target: "smi_proxy", "{mac}: update failed: {e}"),
+            Ok(()) if !identified && self.clients.get(mac).is_some_and(|r| r.udi.is_some()) => {
+                log::info!(target: "smi_proxy", "{mac}: added to the proxy database")
+            }
+            Ok(()) => {}
         }
     }
 
     fn insert(&self, record: ClientRecord) {
         let mac = record.mac;
-        match lock(&self.store).insert_if_missing(record) {
-            Ok(true) => log::info!(target: "smi_proxy", "{mac}: added to the proxy database"),
-            Ok(false) => {}
-            Err(e) => log::error!(target: "smi_proxy", "{mac}: proxy database insert failed: {e}"),
+        if let Err(e) = self.clients.insert(record) {
+            log::error!(target: "smi_proxy", "{mac}: insert failed: {e}");
         }
     }
 
@@ -441,7 +452,7 @@ impl Core {
     }
 
     fn on_agent_report(&self, report: AgentReport) {
-        let Some(mac) = lock(&self.store).find_by_udi(&report.udi).map(|r| r.mac) else {
+        let Some(mac) = self.clients.owner_of(&report.udi) else {
             return;
         };
         let new_state = match report.event {
@@ -453,7 +464,7 @@ impl Core {
             | AgentEvent::TransportError { .. } => None,
         };
         if let Some(st) = new_state {
-            let current = lock(&self.store).get(mac).map(|r| r.state);
+            let current = self.clients.get(mac).map(|r| r.state);
             // Upgrading and done are set by the jobs themselves.
             if current != Some(st) && !matches!(current, Some(EntryState::Upgrading)) {
                 self.update(mac, |r| r.state = st);
@@ -571,16 +582,14 @@ impl Core {
             return;
         };
         // One UDI, one agent: the device's current MAC runs it.
-        let owner = lock(&self.store).find_by_udi(&udi).map(|r| r.mac);
+        let owner = self.clients.owner_of(&udi);
         if owner != Some(mac) {
             log::info!(target: "smi_proxy", "{mac}: {udi} is now at another MAC; no agent here");
             return;
         }
-        let earlier: Vec<Mac> = lock(&self.store)
-            .iter()
-            .filter(|r| r.mac != mac && r.udi.as_ref() == Some(&udi))
-            .map(|r| r.mac)
-            .collect();
+        let earlier = self
+            .clients
+            .identified_where(|r| r.mac != mac && r.udi.as_ref() == Some(&udi));
         let slot = {
             let mut rt = lock(&self.runtime);
             for other in earlier {
@@ -643,14 +652,10 @@ impl Core {
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        let interrupted: Vec<Mac> = lock(&self.store)
-            .iter()
-            .filter(|r| {
-                r.job.image.status == JobStatus::Upgrading
-                    || r.job.config.status == JobStatus::Upgrading
-            })
-            .map(|r| r.mac)
-            .collect();
+        let interrupted = self.clients.identified_where(|r| {
+            r.job.image.status == JobStatus::Upgrading
+                || r.job.config.status == JobStatus::Upgrading
+        });
         for mac in interrupted {
             log::warn!(target: "smi_proxy", "{mac}: download job interrupted: {why}");
             self.update(mac, |r| {

@@ -1,0 +1,247 @@
+//! The clients the logic knows: identified ones in the proxy database,
+//! unidentified ones in a bounded table in memory.
+//!
+//! The chapter adds a database entry once the proxy has the client's UDI.
+//! A startup VLAN is where unknown boxes appear, and any host can send DHCP
+//! with any MAC: a record per MAC seen would let a DISCOVER flood grow the
+//! database without end. So a client lives in [`Pending`] (at most
+//! [`PENDING_MAX`], the oldest evicted first and counted) until an edit
+//! gives it a UDI, and only then is written to the database. A client
+//! evicted or lost with a restart is not forgotten by the kernel's client
+//! map, which the logic reads again at start.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::store::{ClientRecord, Mac, Store};
+use crate::udi::Udi;
+
+/// Unidentified clients kept at once.
+pub const PENDING_MAX: usize = 16_384;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Unidentified clients, oldest first out.
+#[derive(Debug, Default)]
+struct Pending {
+    records: HashMap<Mac, (ClientRecord, u64)>,
+    /// Insertion number -> MAC, for eviction in age order.
+    order: BTreeMap<u64, Mac>,
+    next: u64,
+}
+
+impl Pending {
+    fn remove(&mut self, mac: Mac) -> Option<ClientRecord> {
+        let (record, seq) = self.records.remove(&mac)?;
+        self.order.remove(&seq);
+        Some(record)
+    }
+
+    /// Adds `record`; the oldest is evicted when full (returns whether).
+    fn insert(&mut self, record: ClientRecord, cap: usize) -> bool {
+        let mut evicted = false;
+        if self.records.len() >= cap
+            && let Some((_, oldest)) = self.order.pop_first()
+        {
+            self.records.remove(&oldest);
+            evicted = true;
+        }
+        self.next += 1;
+        self.order.insert(self.next, record.mac);
+        self.records.insert(record.mac, (record, self.next));
+        evicted
+    }
+}
+
+/// Why an edit of a client was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    /// The database refused it (a full disk, an I/O error).
+    #[error("proxy database: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Identified clients (the database) and unidentified ones (in memory).
+pub struct Clients {
+    store: Arc<Mutex<Store>>,
+    pending: Mutex<Pending>,
+    cap: usize,
+    evicted: AtomicU64,
+}
+
+impl Clients {
+    /// Over the proxy database `store`, at most `cap` unidentified clients.
+    pub fn new(store: Arc<Mutex<Store>>, cap: usize) -> Self {
+        Self {
+            store,
+            pending: Mutex::default(),
+            cap: cap.max(1),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// The record of `mac`, wherever it is.
+    pub fn get(&self, mac: Mac) -> Option<ClientRecord> {
+        if let Some(r) = lock(&self.store).get(mac) {
+            return Some(r.clone());
+        }
+        lock(&self.pending)
+            .records
+            .get(&mac)
+            .map(|(r, _)| r.clone())
+    }
+
+    /// Every record: the database's in DevNo order, then the unidentified.
+    pub fn all(&self) -> Vec<ClientRecord> {
+        let mut all: Vec<ClientRecord> = lock(&self.store).iter().cloned().collect();
+        let pending = lock(&self.pending);
+        all.extend(
+            pending
+                .order
+                .values()
+                .filter_map(|mac| pending.records.get(mac).map(|(r, _)| r.clone())),
+        );
+        all
+    }
+
+    /// Adds `record` unless its MAC is known: to the database if it has a
+    /// UDI, else to the unidentified. Whether it was added.
+    pub fn insert(&self, record: ClientRecord) -> Result<bool, ClientsError> {
+        let mut store = lock(&self.store);
+        if store.get(record.mac).is_some() {
+            return Ok(false);
+        }
+        if record.udi.is_some() {
+            return Ok(store.insert_if_missing(record)?);
+        }
+        let mut pending = lock(&self.pending);
+        if pending.records.contains_key(&record.mac) {
+            return Ok(false);
+        }
+        if pending.insert(record, self.cap) {
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// Edits the record of `mac` (nothing if unknown). An unidentified one
+    /// that the edit gives a UDI moves to the database. On a database
+    /// error the record stays as it was.
+    pub fn update(
+        &self,
+        mac: Mac,
+        edit: impl FnOnce(&mut ClientRecord) + Send,
+    ) -> Result<(), ClientsError> {
+        let mut store = lock(&self.store);
+        if store.get(mac).is_some() {
+            store.update(mac, edit)?;
+            return Ok(());
+        }
+        let mut pending = lock(&self.pending);
+        let Some((record, _)) = pending.records.get(&mac) else {
+            return Ok(());
+        };
+        let mut next = record.clone();
+        edit(&mut next);
+        if next.udi.is_some() {
+            store.insert_if_missing(next)?;
+            pending.remove(mac);
+        } else if let Some((record, _)) = pending.records.get_mut(&mac) {
+            *record = next;
+        }
+        Ok(())
+    }
+
+    /// The MAC the device with `udi` has now (see [`Store::find_by_udi`]).
+    pub fn owner_of(&self, udi: &Udi) -> Option<Mac> {
+        lock(&self.store).find_by_udi(udi).map(|r| r.mac)
+    }
+
+    /// The MACs of the identified records that `pick` selects.
+    pub fn identified_where(&self, pick: impl Fn(&ClientRecord) -> bool) -> Vec<Mac> {
+        lock(&self.store)
+            .iter()
+            .filter(|r| pick(r))
+            .map(|r| r.mac)
+            .collect()
+    }
+
+    /// Unidentified clients held now.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).records.len()
+    }
+
+    /// Unidentified clients evicted to make room, since start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "smi-clients-{name}-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            Self(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mac(n: u32) -> Mac {
+        let [_, a, b, c] = n.to_be_bytes();
+        Mac([2, 0, 0, a, b, c])
+    }
+
+    #[test]
+    fn a_flood_of_unknown_macs_stays_in_memory_and_bounded() {
+        let dir = TempDir::new("flood");
+        let store = Arc::new(Mutex::new(Store::open(&dir.0).expect("store")));
+        let clients = Clients::new(store.clone(), 100);
+        for n in 0..1_000 {
+            assert!(
+                clients
+                    .insert(ClientRecord::new(mac(n), 1))
+                    .expect("insert")
+            );
+        }
+        assert_eq!(clients.pending(), 100);
+        assert_eq!(clients.evicted(), 900);
+        assert!(clients.get(mac(0)).is_none(), "the oldest went first");
+        assert!(clients.get(mac(999)).is_some());
+        assert_eq!(lock(&store).len(), 0, "nothing written to the database");
+        // Identified: it moves to the database, and stays there.
+        let udi: Udi = "PID:WS-C2960-24TT-L,VID:V01,SN:FOC1234X000"
+            .parse()
+            .expect("udi");
+        clients
+            .update(mac(999), |r| r.udi = Some(udi.clone()))
+            .expect("update");
+        assert_eq!(clients.pending(), 99);
+        assert_eq!(lock(&store).len(), 1);
+        assert_eq!(clients.owner_of(&udi), Some(mac(999)));
+        clients.update(mac(999), |r| r.vlan = 7).expect("update");
+        assert_eq!(clients.get(mac(999)).map(|r| r.vlan), Some(7));
+        assert!(
+            !clients
+                .insert(ClientRecord::new(mac(999), 2))
+                .expect("insert")
+        );
+        assert_eq!(clients.all().len(), 100);
+    }
+}
