@@ -9,6 +9,10 @@
 //! gives it a UDI, and only then is written to the database. A client
 //! evicted or lost with a restart is not forgotten by the kernel's client
 //! map, which the logic reads again at start.
+//!
+//! A database write (and the compaction it may trigger: snapshot, fsync,
+//! rename) blocks; it runs through [`blocking`], so a tokio worker hands
+//! its other tasks over first instead of stalling them.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,6 +25,20 @@ pub const PENDING_MAX: usize = 16_384;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `f`, which may block (a journal write, a compaction's fsync and
+/// rename, a netlink round trip), so that a worker of a multi-threaded
+/// tokio runtime hands its other tasks over first ([`block_in_place`]);
+/// elsewhere (a current-thread runtime, no runtime) it simply runs it.
+///
+/// [`block_in_place`]: tokio::task::block_in_place
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Unidentified clients, oldest first out.
@@ -114,7 +132,7 @@ impl Clients {
             return Ok(false);
         }
         if record.udi.is_some() {
-            return Ok(store.insert_if_missing(record)?);
+            return Ok(blocking(|| store.insert_if_missing(record))?);
         }
         let mut pending = lock(&self.pending);
         if pending.records.contains_key(&record.mac) {
@@ -136,7 +154,7 @@ impl Clients {
     ) -> Result<(), ClientsError> {
         let mut store = lock(&self.store);
         if store.get(mac).is_some() {
-            store.update(mac, edit)?;
+            blocking(|| store.update(mac, edit))?;
             return Ok(());
         }
         let mut pending = lock(&self.pending);
@@ -146,7 +164,7 @@ impl Clients {
         let mut next = record.clone();
         edit(&mut next);
         if next.udi.is_some() {
-            store.insert_if_missing(next)?;
+            blocking(|| store.insert_if_missing(next))?;
             pending.remove(mac);
         } else if let Some((record, _)) = pending.records.get_mut(&mac) {
             *record = next;
@@ -206,6 +224,31 @@ mod tests {
     fn mac(n: u32) -> Mac {
         let [_, a, b, c] = n.to_be_bytes();
         Mac([2, 0, 0, a, b, c])
+    }
+
+    #[test]
+    fn blocking_runs_in_every_context() {
+        assert_eq!(blocking(|| 1), 1);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        // On a worker, in a blocking thread, and in a block_on from one
+        // (the control socket's path to Core::stop).
+        assert_eq!(rt.block_on(async { blocking(|| 2) }), 2);
+        let nested = rt.block_on(async {
+            tokio::spawn(async { blocking(|| 3) }).await.expect("task")
+                + tokio::task::spawn_blocking(|| {
+                    tokio::runtime::Handle::current().block_on(async { blocking(|| 4) })
+                })
+                .await
+                .expect("blocking task")
+        });
+        assert_eq!(nested, 7);
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(current.block_on(async { blocking(|| 5) }), 5);
     }
 
     #[test]

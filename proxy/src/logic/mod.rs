@@ -797,7 +797,11 @@ impl Core {
     /// Makes sure reaching `mac` at `ip` does not broadcast an ARP request
     /// (see [`NeighbourSeeder`]).
     fn seed_neighbour(&self, mac: Mac, ip: Ipv4Addr) {
-        if let Some(Err(e)) = self.neigh.as_ref().map(|n| n.seed(ip, mac.0)) {
+        let seeded = self
+            .neigh
+            .as_ref()
+            .map(|n| clients::blocking(|| n.seed(ip, mac.0)));
+        if let Some(Err(e)) = seeded {
             log::debug!(target: "smi_proxy", "{mac}: neighbour entry for {ip}: {e}");
         }
     }
