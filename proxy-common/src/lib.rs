@@ -32,6 +32,8 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// [`crate::Event`]s to user space (ring buffer).
     pub const EVENTS: &str = "EVENTS";
+    /// Ports (ifindex -> 1) trusted for DHCP servers (hash).
+    pub const DHCP_TRUSTED: &str = "DHCP_TRUSTED";
 }
 
 /// Name of the XDP program in the eBPF object.
@@ -132,8 +134,12 @@ pub struct Policy {
     pub smi_len_cap: u32,
     /// VLAN id assumed for untagged frames (the access VLAN of the port).
     pub untagged_vlan: u16,
+    /// Non-zero: a DHCP OFFER is believed (reported as a server seen) only
+    /// on a port in `DHCP_TRUSTED`, as `ip dhcp snooping trust`; zero:
+    /// every port is trusted.
+    pub dhcp_trusted_only: u8,
     /// Explicit padding, always zero.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 5],
     /// Bitmap of startup VLANs: bit `v % 64` of word `v / 64`.
     pub startup_vlans: [u64; VLAN_WORDS],
 }
@@ -144,7 +150,8 @@ impl Default for Policy {
             enforce: 1,
             smi_len_cap: SMI_LEN_CAP_DEFAULT,
             untagged_vlan: 1,
-            _pad: [0; 6],
+            dhcp_trusted_only: 0,
+            _pad: [0; 5],
             startup_vlans: [0; VLAN_WORDS],
         };
         p.set_startup_vlan(1, true);
@@ -231,6 +238,9 @@ pub struct Event {
     pub vendor_class: [u8; OPT_BYTES],
 }
 
+/// Most ports trusted for DHCP servers (entries of `DHCP_TRUSTED`).
+pub const DHCP_TRUSTED_MAX: u32 = 64;
+
 /// Indexes of the per-CPU counter array: one per (class, verdict) and per reason.
 pub mod counter {
     /// Frames that are neither DHCP nor SMI, passed.
@@ -263,8 +273,12 @@ pub mod counter {
     pub const MAP_INSERT_FAILED: u32 = 13;
     /// DHCP from unknown clients on a VLAN that is not a startup VLAN (ignored).
     pub const DHCP_OTHER_VLAN: u32 = 14;
+    /// DHCP OFFERs on a port not trusted for DHCP servers: counted, not believed.
+    pub const DHCP_OFFER_UNTRUSTED: u32 = 15;
+    /// Server-seen events not sent: one per CPU per 100 ms at most.
+    pub const SERVER_EVENT_LIMITED: u32 = 16;
     /// Number of counters.
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 17;
 
     /// Names of the counters, in index order, for metrics and the CLI.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -283,6 +297,8 @@ pub mod counter {
         "event_lost",
         "map_insert_failed",
         "dhcp_other_vlan",
+        "dhcp_offer_untrusted",
+        "server_event_limited",
     ];
 }
 

@@ -19,11 +19,11 @@ use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::{Array, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use proxy_common::{
-    CLIENTS_MAX, ClientEntry, ClientKey, EVENTS_BYTES, Event, OPT_BYTES, Policy, SMI_PORT, counter,
-    drop_reason, event, state,
+    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, Event, OPT_BYTES, Policy,
+    SMI_PORT, counter, drop_reason, event, state,
 };
 
 /// Client MAC -> state; pinned so that a daemon restart keeps it.
@@ -37,6 +37,15 @@ static POLICY: Array<Policy> = Array::with_max_entries(1, 0);
 /// Per-CPU counters, indexed by `proxy_common::counter`.
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Ports (ifindex -> 1) whose DHCP OFFERs are believed when the policy
+/// trusts only some ([`Policy::dhcp_trusted_only`]).
+#[map(name = "DHCP_TRUSTED")]
+static DHCP_TRUSTED: HashMap<u32, u32> = HashMap::with_max_entries(DHCP_TRUSTED_MAX, 0);
+
+/// Time of the last `DHCP_SERVER_SEEN` event on this CPU (rate limit).
+#[map(name = "SERVER_EVENT_TS")]
+static SERVER_EVENT_TS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Time of the last `SMI_DROPPED` event on this CPU (rate limit).
 #[map(name = "DROP_EVENT_TS")]
@@ -67,6 +76,9 @@ const MAX_OPTIONS: u32 = 48;
 const MAX_OPT_OFFSET: usize = 1536;
 /// At most one SMI-dropped event per CPU per this many nanoseconds.
 const DROP_EVENT_GAP_NS: u64 = 1_000_000;
+/// At most one server-seen event per CPU per this many nanoseconds (the
+/// daemon holds its DHCP server quiet for minutes after one).
+const SERVER_EVENT_GAP_NS: u64 = 100_000_000;
 
 /// Why classification stopped early; every variant passes the frame.
 enum Stop {
@@ -387,18 +399,32 @@ fn dhcp(
     count(counter::DHCP_REPLY_PASS);
     let msg_type = opts.msg_type as u8;
     if msg_type == DHCPOFFER {
-        // The daemon's own DHCP server stays quiet where another one answers.
-        let server_ip = unsafe { *bytes_at::<4>(ctx, l2.l3 + 12)? };
-        emit(
-            ctx,
-            event::DHCP_SERVER_SEEN,
-            now,
-            l2.src,
-            l2,
-            xid,
-            &opts,
-            server_ip,
-        );
+        // The daemon's own DHCP server stays quiet where another one
+        // answers, if that one answers on a trusted port: an OFFER from a
+        // switch port is counted, not believed.
+        // SAFETY: the context pointer is valid for the program's run.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        // SAFETY: read-only lookup of a plain value.
+        let trusted =
+            policy.dhcp_trusted_only == 0 || unsafe { DHCP_TRUSTED.get(&ifindex) }.is_some();
+        if !trusted {
+            count(counter::DHCP_OFFER_UNTRUSTED);
+        } else if rate_allows(&SERVER_EVENT_TS, now, SERVER_EVENT_GAP_NS) {
+            // SAFETY: bounds checked by `bytes_at`.
+            let server_ip = unsafe { *bytes_at::<4>(ctx, l2.l3 + 12)? };
+            emit(
+                ctx,
+                event::DHCP_SERVER_SEEN,
+                now,
+                l2.src,
+                l2,
+                xid,
+                &opts,
+                server_ip,
+            );
+        } else {
+            count(counter::SERVER_EVENT_LIMITED);
+        }
     }
     if msg_type != DHCPACK {
         return Ok(XDP_PASS);
@@ -654,17 +680,27 @@ fn smi_len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop>
     be32_at(ctx, payload + 12)
 }
 
+/// Whether an event may go out now: at most one per CPU per `gap_ns`,
+/// by the time kept in `slot`.
 #[inline(always)]
-fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
-    let Some(last) = DROP_EVENT_TS.get_ptr_mut(0) else {
-        return;
+fn rate_allows(slot: &PerCpuArray<u64>, now: u64, gap_ns: u64) -> bool {
+    let Some(last) = slot.get_ptr_mut(0) else {
+        return false;
     };
     // SAFETY: per-CPU slot, no other writer on this CPU during the program.
     unsafe {
-        if now.wrapping_sub(*last) < DROP_EVENT_GAP_NS {
-            return;
+        if now.wrapping_sub(*last) < gap_ns {
+            return false;
         }
         *last = now;
+    }
+    true
+}
+
+#[inline(always)]
+fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
+    if !rate_allows(&DROP_EVENT_TS, now, DROP_EVENT_GAP_NS) {
+        return;
     }
     let Some(mut slot) = EVENTS.reserve::<Event>(0) else {
         count(counter::EVENT_LOST);

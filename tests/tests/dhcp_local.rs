@@ -37,9 +37,14 @@ fn write_config(topo: &Topology) -> PathBuf {
 
 /// [`write_config`], with the local DHCP server's pool or without it.
 fn write_config_with(topo: &Topology, pool: bool) -> PathBuf {
+    write_config_extra(topo, pool, "")
+}
+
+/// [`write_config_with`], with `extra` top-level settings first.
+fn write_config_extra(topo: &Topology, pool: bool, extra: &str) -> PathBuf {
     let quoted = |p: &Path| format!("{:?}", p.display().to_string());
     let text = format!(
-        "interfaces = [\"px0\"]\n\
+        "{extra}interfaces = [\"px0\"]\n\
          netns = {:?}\n\
          ip_address = \"{PROXY_IP}\"\n\
          pin_dir = {}\n\
@@ -491,4 +496,66 @@ fn a_pool_entered_at_run_time_serves_at_once() {
         emu.shutdown().await;
         proxy.stop();
     });
+}
+
+#[test]
+fn spoofed_offers_from_a_switch_port_are_counted_not_obeyed() {
+    use proxy_tests::frames::{Dhcp, L2, msg};
+    require_root();
+    let p = unique_prefix("sds");
+    let rt = lab::test_runtime();
+    let topo = Topology::build(&p).expect("topology");
+    // Only `lo` is trusted for DHCP servers: px0 is a switch port.
+    let config = write_config_extra(&topo, true, "dhcp_trusted_interfaces = [\"lo\"]\n");
+    let proxy = Proxy::start(&config);
+    let raw = {
+        let _in_sw = topo.sw.enter().expect("enter the switch segment");
+        proxy_tests::netns::RawSocket::open("sw0").expect("AF_PACKET on sw0")
+    };
+    // A host on a switch port claims to be a DHCP server, again and again.
+    let spoofer = [0x02, 0x66, 0x66, 0x66, 0x66, 0x66];
+    let spoof = |n: u32| {
+        let victim = [0x02, 0x77, 0, 0, 0, n as u8];
+        let mut l2 = L2::broadcast(victim);
+        l2.src = spoofer;
+        Dhcp::server_reply(victim, n, msg::OFFER, [192, 0, 2, 200], [192, 0, 2, 66])
+            .frame(&l2, [192, 0, 2, 66])
+    };
+    for n in 0..200 {
+        raw.send(&spoof(n)).expect("send a spoofed OFFER");
+    }
+    rt.block_on(async {
+        let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &p, 0);
+        emu_cfg.switches = switch_configs(SWITCHES);
+        let mut emu = Emulator::start(emu_cfg).await.expect("emulator");
+        for n in 200..400 {
+            raw.send(&spoof(n)).expect("send a spoofed OFFER");
+        }
+        // The proxy's server keeps serving.
+        let events = wait_events(&mut emu, SWITCHES as usize, Duration::from_secs(60), |e| {
+            matches!(e, Event::DhcpBound { .. })
+        })
+        .await;
+        for (switch, lease) in bound(&events) {
+            assert_eq!(lease.server, Some(PROXY_IP), "switch {switch}: {lease:?}");
+        }
+        let m = lab::metrics(&topo).expect("metrics");
+        let untrusted = lab::metric(
+            &m,
+            "smi_proxy_xdp_frames_total{counter=\"dhcp_offer_untrusted\"}",
+        )
+        .expect("the untrusted-offer counter");
+        assert!(untrusted >= 400, "{untrusted} spoofed offers counted: {m}");
+        assert_eq!(
+            lab::metric(&m, "smi_proxy_dhcp_server_total{event=\"silenced\"}").unwrap_or(0),
+            0,
+            "{m}"
+        );
+        emu.shutdown().await;
+    });
+    let log = proxy.stop();
+    assert!(
+        !log.iter().any(|l| l.contains("stays silent")),
+        "the spoofer silenced the local server: {log:?}"
+    );
 }

@@ -460,3 +460,45 @@ fn discover_from_upgrading_client_reports_restart() {
     f.run(&Dhcp::cisco_client(m, 9, msg::REQUEST).frame(&l2, SERVER));
     assert!(f.events().is_empty());
 }
+
+/// An OFFER from a DHCP server (MAC 02:..:01) to client `m`.
+fn offer(m: [u8; 6], l2: &L2) -> Vec<u8> {
+    let mut reply_l2 = l2.clone();
+    reply_l2.src = [0x02, 0, 0, 0, 0, 0x01];
+    Dhcp::server_reply(m, 0x1234_5678, msg::OFFER, CLIENT_IP, SERVER).frame(&reply_l2, SERVER)
+}
+
+#[test]
+fn offers_are_believed_only_on_trusted_ports_and_reported_at_a_bounded_rate() {
+    let mut p = policy(&[1]);
+    p.dhcp_trusted_only = 1;
+    let mut f = Fixture::with_policy(p);
+    let m = mac(40);
+    let l2 = L2::broadcast(m);
+    // test_run frames arrive on the namespace's loopback (ifindex 1),
+    // which is not trusted yet: counted, no event.
+    assert_eq!(f.run(&offer(m, &l2)), XDP_PASS);
+    assert_eq!(
+        f.delta(),
+        vec![("dhcp_reply_pass", 1), ("dhcp_offer_untrusted", 1)]
+    );
+    assert!(f.events().is_empty());
+    // Trusted: one event, then at most one per CPU per 100 ms (the five
+    // repeats of one test run are on one CPU, within microseconds).
+    f.dp.set_dhcp_trusted(&[1]).expect("trust lo");
+    f.dp.test_run(&offer(m, &l2), 5).expect("test_run");
+    assert_eq!(
+        f.delta(),
+        vec![("dhcp_reply_pass", 5), ("server_event_limited", 4)]
+    );
+    let evs = f.events();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert!(matches!(evs[0].kind, EventKind::DhcpServerSeen(_)));
+    // Every port trusted (the default): believed again.
+    f.dp.set_dhcp_trusted(&[]).expect("untrust");
+    f.dp.set_policy(&policy(&[1])).expect("policy");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    f.run(&offer(m, &l2));
+    assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1)]);
+    assert_eq!(f.events().len(), 1);
+}

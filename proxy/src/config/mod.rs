@@ -102,6 +102,11 @@ pub struct ProxyConfig {
     /// The local DHCP server for clients (`vstack dhcp-localserver`).
     /// Default off.
     pub dhcp_localserver: DhcpLocalServer,
+    /// Ports a DHCP server may answer on (as `ip dhcp snooping trust`): an
+    /// OFFER seen on any other port is counted, not believed, so a switch
+    /// port cannot silence the local DHCP server. Default: none listed,
+    /// every port trusted.
+    pub dhcp_trusted_interfaces: Vec<String>,
     /// Start with `debug vstack smi-proxy` on. Default `false`.
     pub debug: bool,
 }
@@ -127,6 +132,7 @@ impl Default for ProxyConfig {
             limits: Limits::default(),
             enforce: true,
             dhcp_localserver: DhcpLocalServer::default(),
+            dhcp_trusted_interfaces: Vec::new(),
             debug: false,
         }
     }
@@ -674,6 +680,7 @@ impl ProxyConfig {
             enforce: u32::from(self.enforce),
             smi_len_cap: self.limits.smi_len_cap,
             untagged_vlan: self.untagged_vlan,
+            dhcp_trusted_only: u8::from(!self.dhcp_trusted_interfaces.is_empty()),
             ..proxy_common::Policy::default()
         };
         p.startup_vlans = [0; proxy_common::VLAN_WORDS];

@@ -86,6 +86,15 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         let mode = dp.attach(iface)?;
         log::info!("dataplane: {iface} attached ({mode})");
     }
+    let trusted = cfg
+        .dhcp_trusted_interfaces
+        .iter()
+        .map(|name| {
+            dataplane::ifindex(name)
+                .with_context(|| format!("dhcp_trusted_interfaces: no interface {name:?}"))
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    dp.set_dhcp_trusted(&trusted)?;
     let store = crate::store::Store::open(&cfg.state_dir)
         .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
     log::info!("proxy database: {} entries", store.len());

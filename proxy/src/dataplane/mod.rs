@@ -166,6 +166,8 @@ pub struct Dataplane {
     table: ClientTable,
     policy: Array<MapData, Policy>,
     counters: PerCpuArray<MapData, u64>,
+    /// Ports trusted for DHCP servers.
+    dhcp_trusted: HashMap<MapData, u32, u32>,
     events: Option<RingBuf<MapData>>,
     attached: Vec<(String, AttachMode)>,
     skb_fallback: bool,
@@ -247,6 +249,14 @@ fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
     Ok(())
 }
 
+/// The index of the interface `name` in this network namespace.
+pub fn ifindex(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated name; the call only reads it.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
 impl Dataplane {
     /// Loads the classifier (not yet attached), creating or re-opening the
     /// pinned client map, and writes the initial policy.
@@ -280,6 +290,8 @@ impl Dataplane {
             .map_err(DataplaneError::map(maps::COUNTERS))?;
         let events = RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)
             .map_err(DataplaneError::map(maps::EVENTS))?;
+        let dhcp_trusted = HashMap::try_from(take(&mut ebpf, maps::DHCP_TRUSTED)?)
+            .map_err(DataplaneError::map(maps::DHCP_TRUSTED))?;
         policy
             .set(0, opts.policy, 0)
             .map_err(DataplaneError::map(maps::POLICY))?;
@@ -294,6 +306,7 @@ impl Dataplane {
             table: ClientTable::new(clients),
             policy,
             counters,
+            dhcp_trusted,
             events: Some(events),
             attached: Vec::new(),
             skb_fallback: opts.skb_fallback,
@@ -431,6 +444,23 @@ impl Dataplane {
         self.policy
             .set(0, policy, 0)
             .map_err(DataplaneError::map(maps::POLICY))
+    }
+
+    /// Makes the ports of `ifindexes` the ones trusted for DHCP servers
+    /// (used while the policy's `dhcp_trusted_only` is set).
+    pub fn set_dhcp_trusted(&mut self, ifindexes: &[u32]) -> Result<(), DataplaneError> {
+        let old: Vec<u32> = self.dhcp_trusted.keys().filter_map(Result::ok).collect();
+        for key in old.iter().filter(|k| !ifindexes.contains(k)) {
+            self.dhcp_trusted
+                .remove(key)
+                .map_err(DataplaneError::map(maps::DHCP_TRUSTED))?;
+        }
+        for ifindex in ifindexes {
+            self.dhcp_trusted
+                .insert(ifindex, 1, 0)
+                .map_err(DataplaneError::map(maps::DHCP_TRUSTED))?;
+        }
+        Ok(())
     }
 
     /// The counters summed over CPUs, indexed by `proxy_common::counter`.

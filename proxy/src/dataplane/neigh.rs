@@ -91,12 +91,7 @@ impl NeighbourSeeder {
             .names()
             .find(|n| addrs.interface(n).is_some_and(|a| a.contains(&local)))
             .ok_or(NeighError::NoInterface(local))?;
-        let cname = std::ffi::CString::new(name).map_err(|_| NeighError::NoInterface(local))?;
-        // SAFETY: a valid NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(NeighError::NoInterface(local));
-        }
+        let ifindex = super::ifindex(name).ok_or(NeighError::NoInterface(local))?;
         let fd = route_socket().map_err(|source| NeighError::Io {
             what: "netlink socket",
             source,
