@@ -309,11 +309,14 @@ impl crate::metrics::MetricsSource for Control {
             .value(t.bytes_served());
         out.counter(
             "smi_proxy_tftp_transfers_total",
-            "TFTP transfers, by outcome.",
+            "TFTP transfers, by outcome (refused: unknown path, malformed request or \
+             write without an upload slot; busy: over the transfer cap).",
         )
         .sample(&[("outcome", "started")], t.transfers_started())
         .sample(&[("outcome", "completed")], t.transfers_completed())
-        .sample(&[("outcome", "failed")], t.transfers_failed());
+        .sample(&[("outcome", "failed")], t.transfers_failed())
+        .sample(&[("outcome", "refused")], t.requests_refused())
+        .sample(&[("outcome", "busy")], t.requests_busy());
         let l = &self.base.listener;
         out.counter(
             "smi_proxy_smi_inbound_total",
