@@ -15,6 +15,11 @@ pub const CLIENTS_MAX: u32 = 16_384;
 pub const EVENTS_BYTES: u32 = 256 * 1024;
 /// TCP port of Smart Install.
 pub const SMI_PORT: u16 = 4786;
+/// The proxy's reverse-telnet port (clients connect to it after the
+/// tailored configuration).
+pub const TELNET_PORT: u16 = 19140;
+/// TFTP's well-known port (clients fetch staged files from the proxy).
+pub const TFTP_PORT: u16 = 69;
 /// Default cap on the SMI header's length word (w3), in bytes.
 pub const SMI_LEN_CAP_DEFAULT: u32 = 4096;
 /// Bytes of DHCP option 61 (client identifier) and 60 (vendor class) carried in events.
@@ -32,6 +37,9 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// [`crate::Event`]s to user space (ring buffer).
     pub const EVENTS: &str = "EVENTS";
+    /// Client MAC -> admission state (LRU hash, pinned), written only by
+    /// the daemon; it overrides `ClientEntry::state`.
+    pub const ADMISSION: &str = "ADMISSION";
     /// Ports (ifindex -> 1) trusted for DHCP servers (hash).
     pub const DHCP_TRUSTED: &str = "DHCP_TRUSTED";
 }
@@ -277,8 +285,14 @@ pub mod counter {
     pub const DHCP_OFFER_UNTRUSTED: u32 = 15;
     /// Server-seen events not sent: one per CPU per 100 ms at most.
     pub const SERVER_EVENT_LIMITED: u32 = 16;
+    /// TFTP requests (UDP to port 69) from a client the daemon has not
+    /// admitted, dropped (counted only when enforcement is off).
+    pub const TFTP_DROP_NOT_ADMITTED: u32 = 17;
+    /// Reverse-telnet segments (TCP to port 19140) from a client the
+    /// daemon has not admitted, dropped (counted only when enforcement is off).
+    pub const TELNET_DROP_NOT_ADMITTED: u32 = 18;
     /// Number of counters.
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 19;
 
     /// Names of the counters, in index order, for metrics and the CLI.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -299,6 +313,8 @@ pub mod counter {
         "dhcp_other_vlan",
         "dhcp_offer_untrusted",
         "server_event_limited",
+        "tftp_drop_not_admitted",
+        "telnet_drop_not_admitted",
     ];
 }
 

@@ -23,12 +23,19 @@ use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use proxy_common::{
     CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, Event, OPT_BYTES, Policy,
-    SMI_PORT, counter, drop_reason, event, state,
+    SMI_PORT, TELNET_PORT, TFTP_PORT, counter, drop_reason, event, state,
 };
 
 /// Client MAC -> state; pinned so that a daemon restart keeps it.
 #[map(name = "CLIENTS")]
 static CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::pinned(CLIENTS_MAX, 0);
+
+/// Client MAC -> admission state (one of `state`), written only by the
+/// daemon: it overrides the learned state of `CLIENTS`, which only this
+/// program writes after the daemon created an entry. One writer per field,
+/// so neither side's update can undo the other's. Pinned beside `CLIENTS`.
+#[map(name = "ADMISSION")]
+static ADMISSION: LruHashMap<ClientKey, u32> = LruHashMap::pinned(CLIENTS_MAX, 0);
 
 /// The daemon's policy, at index 0.
 #[map(name = "POLICY")]
@@ -212,6 +219,12 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
     let is_dhcp_reply = proto == IPPROTO_UDP && sport == BOOTPS && dport == BOOTPC;
     let is_smi = proto == IPPROTO_TCP && (sport == SMI_PORT || dport == SMI_PORT);
     if !(is_dhcp_request || is_dhcp_reply || is_smi) {
+        if proto == IPPROTO_UDP && dport == TFTP_PORT {
+            return director_port(ctx, counter::TFTP_DROP_NOT_ADMITTED);
+        }
+        if proto == IPPROTO_TCP && dport == TELNET_PORT {
+            return director_port(ctx, counter::TELNET_DROP_NOT_ADMITTED);
+        }
         return Ok(count_pass(counter::OTHER_PASS));
     }
 
@@ -356,14 +369,11 @@ fn dhcp(
         count(counter::DHCP_REQUEST_PASS);
         if let Some(e) = CLIENTS.get_ptr_mut(&key) {
             // SAFETY: map value pointer from a successful lookup.
-            let restarted = unsafe {
-                touch_dhcp(e, now, l2, xid, opts.msg_type as u8);
-                let restarted = (*e).state == state::UPGRADING && opts.msg_type == DHCPDISCOVER;
-                if restarted {
-                    (*e).state = state::DISCOVERED;
-                }
-                restarted
-            };
+            unsafe { touch_dhcp(e, now, l2, xid, opts.msg_type as u8) };
+            // A DISCOVER while the daemon has the client upgrading: it
+            // reloaded. The daemon moves it on when it reads the event.
+            let restarted =
+                admission(&key) == Some(state::UPGRADING) && opts.msg_type == DHCPDISCOVER;
             if restarted {
                 emit(
                     ctx,
@@ -510,6 +520,31 @@ unsafe fn add(p: *mut u64, v: u64) {
     unsafe { *p = (*p).wrapping_add(v) };
 }
 
+/// TFTP requests and reverse telnet to the proxy: only from a client the
+/// daemon admitted (it answered the probe); anything else is dropped (or,
+/// without enforcement, counted and passed), before an skb exists.
+/// `dropped` is the counter of a refusal.
+#[inline(never)]
+fn director_port(ctx: &XdpContext, dropped: u32) -> Result<u32, Stop> {
+    let key = ClientKey::new(mac_at(ctx, 6)?);
+    if admission(&key).is_some_and(state::admits_smi) {
+        return Ok(count_pass(counter::OTHER_PASS));
+    }
+    count(dropped);
+    let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
+    if policy.enforce == 0 {
+        return Ok(count_pass(counter::SMI_WOULD_DROP));
+    }
+    Ok(XDP_DROP)
+}
+
+/// The daemon's admission state of `key`, if it set one.
+#[inline(always)]
+fn admission(key: &ClientKey) -> Option<u8> {
+    // SAFETY: read-only lookup of a plain value.
+    unsafe { ADMISSION.get(key) }.map(|s| *s as u8)
+}
+
 #[inline(always)]
 fn new_entry(key: &ClientKey, now: u64, l2: &L2, xid: u32, msg: u8, st: u8, ipv4: [u8; 4]) {
     let entry = ClientEntry {
@@ -610,11 +645,12 @@ fn smi(
 ) -> Result<u32, Stop> {
     let key = ClientKey::new(l2.src);
     let entry = CLIENTS.get_ptr_mut(&key);
-    let st = match entry {
+    let learned = match entry {
         // SAFETY: map value pointer from a successful lookup.
         Some(e) => unsafe { (*e).state },
         None => 0,
     };
+    let st = admission(&key).unwrap_or(learned);
     let admitted = if to_director {
         state::admits_smi(st)
     } else {

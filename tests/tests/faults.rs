@@ -1002,6 +1002,34 @@ impl Injector {
         self.raw.send(&frame).expect("send SMI segment");
     }
 
+    /// A DHCP DISCOVER from `chaddr`.
+    fn discover(&self, chaddr: [u8; 6], xid: u32) {
+        let msg = Dhcp::cisco_client(chaddr, xid, frames::msg::DISCOVER);
+        let frame = msg.frame(&L2::broadcast(chaddr), [0; 4]);
+        self.raw.send(&frame).expect("send DISCOVER");
+    }
+
+    /// A TFTP read request for `path` to the proxy from `src` (MAC, address).
+    fn tftp_rrq(&self, src: [u8; 6], ip: [u8; 4], path: &str) {
+        let l2 = L2 {
+            dst: self.proxy_mac,
+            src,
+            tags: Vec::new(),
+        };
+        let mut rrq = vec![0, 1];
+        rrq.extend_from_slice(path.as_bytes());
+        rrq.extend_from_slice(b"\0octet\0");
+        let frame = frames::ipv4(
+            &l2,
+            ip,
+            PROXY_IP.octets(),
+            17,
+            &[],
+            &frames::udp(40_069, 69, &rrq),
+        );
+        self.raw.send(&frame).expect("send RRQ");
+    }
+
     /// A DHCP client frame from `chaddr` whose options end in `tail`
     /// instead of END.
     fn dhcp_overrun(&self, chaddr: [u8; 6], xid: u32, tail: Vec<u8>) {
@@ -1151,6 +1179,24 @@ fn hostile_traffic_during_run() {
             attempt.is_err(),
             "an unadmitted host reached the director's 4786"
         );
+        let telnet0 = base("telnet_drop_not_admitted");
+        let attempt = proxy_tests::emulator::net::tcp_connect_in(
+            stranger.name(),
+            SocketAddr::from((PROXY_IP, 19140)),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(
+            attempt.is_err(),
+            "an unadmitted host reached the reverse-telnet port"
+        );
+        metric_at_least(
+            &topo,
+            &xdp("telnet_drop_not_admitted"),
+            telnet0 + 1,
+            Duration::from_secs(10),
+        )
+        .await;
         metric_at_least(
             &topo,
             &xdp("smi_drop_not_admitted"),
@@ -1195,6 +1241,80 @@ fn hostile_traffic_during_run() {
         )
         .await;
 
+        // 5. TFTP: guessed paths from an admitted client are refused (the
+        //    proxy serves only what it staged); requests from unknown MACs
+        //    are dropped in XDP.
+        let refused0 = lab::metric(&m0, "smi_proxy_tftp_transfers_total{outcome=\"refused\"}")
+            .unwrap_or(0);
+        for guess in ["client_cfg_pnp.txt", "0000000000000000/client_cfg_pnp.txt", "../etc/passwd"] {
+            let got = proxy_tests::tftp_client::fetch_url(
+                Some(admitted.netns()),
+                &format!("tftp://{PROXY_IP}/{guess}"),
+                &proxy_tests::tftp_client::TftpOptions::default(),
+            )
+            .await;
+            assert!(got.is_err(), "{guess} was served: {got:?}");
+        }
+        metric_at_least(
+            &topo,
+            "smi_proxy_tftp_transfers_total{outcome=\"refused\"}",
+            refused0 + 3,
+            Duration::from_secs(10),
+        )
+        .await;
+        let tftp0 = base("tftp_drop_not_admitted");
+        for i in 0..BURST {
+            let mac = stranger_mac(&mut rng);
+            strangers.push(mac);
+            inject.tftp_rrq(mac, [192, 0, 2, 242], &format!("{i:016x}/x.cfg"));
+        }
+        metric_at_least(
+            &topo,
+            &xdp("tftp_drop_not_admitted"),
+            tftp0 + BURST,
+            Duration::from_secs(10),
+        )
+        .await;
+
+        // 6. Reverse telnet from an admitted client no identification waits
+        //    for: closed at once, counted.
+        let unexpected0 = lab::metric(&m0, "smi_proxy_telnet_refused_total{reason=\"unexpected\"}")
+            .unwrap_or(0);
+        let s = proxy_tests::emulator::net::tcp_connect_in(
+            admitted.netns(),
+            SocketAddr::from((PROXY_IP, 19140)),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("an admitted client reaches 19140");
+        drop(s);
+        metric_at_least(
+            &topo,
+            "smi_proxy_telnet_refused_total{reason=\"unexpected\"}",
+            unexpected0 + 1,
+            Duration::from_secs(10),
+        )
+        .await;
+
+        // 7. A DHCP DISCOVER flood from random MACs, more than the
+        //    unidentified bound: memory stays bounded, nothing reaches the
+        //    database, the admitted switches stay admitted (admission is
+        //    the daemon's own map, which the flood cannot evict).
+        let flood = u32::try_from(proxy::logic::clients::PENDING_MAX).unwrap_or(u32::MAX) + 4_096;
+        let flood_started = std::time::Instant::now();
+        for i in 0..flood {
+            inject.discover(stranger_mac(&mut rng), 0xf100_0000 + i);
+        }
+        eprintln!(
+            "hostile_traffic_during_run: {flood} DISCOVERs from random MACs in {:.2} s",
+            flood_started.elapsed().as_secs_f64()
+        );
+        assert_eq!(
+            kernel_state(&topo, admitted.mac()).as_deref(),
+            Some("admitted"),
+            "the flood did not unadmit a switch"
+        );
+
         drive(
             &mut emu,
             &mut t,
@@ -1203,6 +1323,12 @@ fn hostile_traffic_during_run() {
             Tracker::all_done,
         )
         .await;
+        let m_flood = lab::metrics(&topo).expect("metrics");
+        let pending = lab::metric(&m_flood, "smi_proxy_unidentified_clients").unwrap_or(0);
+        assert!(
+            pending <= proxy::logic::clients::PENDING_MAX as u64,
+            "unidentified clients {pending} over the bound"
+        );
         assert_every_switch_finished(&emu, &t);
         assert_proxy_db_complete(&topo, &emu).await;
         // None of the strangers became a client.

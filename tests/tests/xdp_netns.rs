@@ -268,8 +268,8 @@ fn client_table_survives_daemon_restart() {
             Dhcp::cisco_client(mac(9), 1, msg::DISCOVER).frame(&L2::broadcast(mac(9)), SERVER);
         sock.send(&frame).expect("send");
     }
-    let pin = topo.pin_dir.join(proxy_common::maps::CLIENTS);
-    let table = proxy::dataplane::ClientTable::from_pin(&pin).expect("pinned map");
+    let pin = topo.pin_dir.clone();
+    let table = proxy::dataplane::ClientTable::from_pin_dir(&pin).expect("pinned maps");
     let deadline = Instant::now() + Duration::from_secs(5);
     let first = loop {
         if let Some(e) = table.get(mac(9)).expect("map") {
@@ -282,7 +282,7 @@ fn client_table_survives_daemon_restart() {
     drop(table);
 
     let daemon = start_daemon(&topo);
-    let table = proxy::dataplane::ClientTable::from_pin(&pin).expect("pinned map");
+    let table = proxy::dataplane::ClientTable::from_pin_dir(&pin).expect("pinned maps");
     let after = table
         .get(mac(9))
         .expect("map")

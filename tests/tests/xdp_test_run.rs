@@ -2,7 +2,7 @@
 //! frames: verdict, client-map contents, counters and events. Needs root.
 use proxy::dataplane::{Dataplane, DataplaneEvent, DropReason, EventKind, Options};
 use proxy_common::{Policy, counter, state};
-use proxy_tests::frames::{Dhcp, L2, cisco_client_id, ipv4, msg, smi_header, tcp};
+use proxy_tests::frames::{Dhcp, L2, cisco_client_id, ipv4, msg, smi_header, tcp, udp};
 use proxy_tests::netns::{require_root, unique_prefix};
 
 const XDP_DROP: u32 = 1;
@@ -452,7 +452,14 @@ fn discover_from_upgrading_client_reports_restart() {
     let evs = f.events();
     assert_eq!(evs.len(), 1, "{evs:?}");
     assert_eq!((evs[0].mac, &evs[0].kind), (m, &EventKind::ClientRestarted));
-    assert_eq!(f.entry(m).expect("entry").state, state::DISCOVERED);
+    // The admission state is the daemon's: it stays until the daemon,
+    // reading the event, moves the client on; later DISCOVERs are ordinary.
+    assert_eq!(f.entry(m).expect("entry").state, state::UPGRADING);
+    f.dp.table()
+        .set_state(m, state::DISCOVERED)
+        .expect("set state");
+    f.run(&discover(m, &l2));
+    assert!(f.events().is_empty());
     // A REQUEST from an upgrading client is not a restart.
     f.dp.table()
         .set_state(m, state::UPGRADING)
@@ -501,4 +508,103 @@ fn offers_are_believed_only_on_trusted_ports_and_reported_at_a_bounded_rate() {
     f.run(&offer(m, &l2));
     assert_eq!(f.delta(), vec![("dhcp_reply_pass", 1)]);
     assert_eq!(f.events().len(), 1);
+}
+
+#[test]
+fn the_daemons_state_changes_never_lose_what_xdp_learns() {
+    let mut f = Fixture::new();
+    let m = mac(41);
+    let l2 = L2::broadcast(m);
+    f.run(&discover(m, &l2));
+    let request = Dhcp::cisco_client(m, 9, msg::REQUEST).frame(&l2, SERVER);
+    let table = f.dp.table();
+    let before = f.entry(m).expect("learned").dhcp_pkts;
+    // A DHCP storm from the client (one test run of 200,000 frames, in the
+    // kernel) while the daemon changes the client's state 5,000 times.
+    const FRAMES: u32 = 200_000;
+    let writer = std::thread::spawn(move || {
+        let states = [
+            state::ADMITTED,
+            state::UPGRADING,
+            state::NOT_SMI,
+            state::ADMITTED,
+        ];
+        for i in 0..5_000 {
+            table
+                .set_state(m, states[i % states.len()])
+                .expect("set state");
+        }
+    });
+    f.dp.test_run(&request, FRAMES).expect("test_run");
+    writer.join().expect("writer");
+    let e = f.entry(m).expect("entry");
+    assert_eq!(
+        e.dhcp_pkts - before,
+        u64::from(FRAMES),
+        "no count of XDP's lost to a write of the daemon"
+    );
+    assert_eq!(e.state, state::ADMITTED, "the daemon's last state stands");
+    // The learned state underneath is XDP's own.
+    let learned = f.dp.table().entries().expect("entries");
+    assert!(
+        learned
+            .iter()
+            .any(|(mac, e)| *mac == m && e.state == state::ADMITTED)
+    );
+}
+
+#[test]
+fn tftp_and_reverse_telnet_only_from_admitted_clients() {
+    let mut f = Fixture::new();
+    let (admitted, stranger) = (mac(60), mac(61));
+    f.dp.table()
+        .set_state(admitted, state::ADMITTED)
+        .expect("admit");
+    f.delta();
+    let rrq = |src: [u8; 6]| {
+        let mut l2 = L2::broadcast(src);
+        l2.src = src;
+        ipv4(
+            &l2,
+            CLIENT_IP,
+            PROXY_IP,
+            17,
+            &[],
+            &udp(50_001, 69, b"\x00\x01abc/x.cfg\x00octet\x00"),
+        )
+    };
+    let syn = |src: [u8; 6]| {
+        let mut l2 = L2::broadcast(src);
+        l2.src = src;
+        ipv4(
+            &l2,
+            CLIENT_IP,
+            PROXY_IP,
+            6,
+            &[],
+            &tcp(50_002, 19140, 0x02, &[]),
+        )
+    };
+    assert_eq!(f.run(&rrq(admitted)), XDP_PASS);
+    assert_eq!(f.run(&syn(admitted)), XDP_PASS);
+    assert_eq!(f.delta(), vec![("other_pass", 2)]);
+    assert_eq!(f.run(&rrq(stranger)), XDP_DROP);
+    assert_eq!(f.run(&syn(stranger)), XDP_DROP);
+    assert_eq!(
+        f.delta(),
+        vec![
+            ("tftp_drop_not_admitted", 1),
+            ("telnet_drop_not_admitted", 1)
+        ]
+    );
+    assert!(f.entry(stranger).is_none(), "drops create no entry");
+    // Without enforcement: counted and passed.
+    let mut p = policy(&[1, 10]);
+    p.enforce = 0;
+    f.dp.set_policy(&p).expect("policy");
+    assert_eq!(f.run(&rrq(stranger)), XDP_PASS);
+    assert_eq!(
+        f.delta(),
+        vec![("smi_would_drop", 1), ("tftp_drop_not_admitted", 1)]
+    );
 }

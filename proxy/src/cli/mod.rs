@@ -345,7 +345,7 @@ struct ClientRow {
 }
 
 fn print_clients(pin_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    let table = ClientTable::from_pin(&pin_dir.join(proxy_common::maps::CLIENTS))?;
+    let table = ClientTable::from_pin_dir(pin_dir)?;
     let mut rows: Vec<ClientRow> = table
         .entries()?
         .into_iter()

@@ -284,6 +284,9 @@ impl Dataplane {
         let clients: HashMap<MapData, ClientKey, ClientEntry> =
             HashMap::try_from(take(&mut ebpf, maps::CLIENTS)?)
                 .map_err(DataplaneError::map(maps::CLIENTS))?;
+        let admission: HashMap<MapData, ClientKey, u32> =
+            HashMap::try_from(take(&mut ebpf, maps::ADMISSION)?)
+                .map_err(DataplaneError::map(maps::ADMISSION))?;
         let mut policy: Array<MapData, Policy> = Array::try_from(take(&mut ebpf, maps::POLICY)?)
             .map_err(DataplaneError::map(maps::POLICY))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
@@ -303,7 +306,7 @@ impl Dataplane {
         prog.load().map_err(DataplaneError::Program)?;
         Ok(Self {
             ebpf,
-            table: ClientTable::new(clients),
+            table: ClientTable::new(clients, admission),
             policy,
             counters,
             dhcp_trusted,

@@ -1,4 +1,18 @@
-//! Typed, shareable access to the kernel's client map.
+//! Typed, shareable access to the kernel's client maps.
+//!
+//! Two maps, one writer per field:
+//! - `CLIENTS` (client MAC -> [`ClientEntry`]) is what XDP learns: it
+//!   creates entries, keeps the counters, the address from the ACK and the
+//!   learned state (NEW, DISCOVERED). The daemon writes an entry only to
+//!   create one the kernel has none of (a client restored from the proxy
+//!   database) or to record a lease of its own DHCP server, whose ACK XDP
+//!   never sees ([`ClientTable::update`]).
+//! - `ADMISSION` (client MAC -> state) is the daemon's alone
+//!   ([`ClientTable::set_state`]): admitted, upgrading, not SMI. XDP reads
+//!   it and lets it override the learned state.
+//!
+//! So a state the daemon sets is never undone by XDP, and XDP's counters
+//! are never overwritten by a read-modify-write of the daemon.
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aya::maps::{HashMap, MapData, MapError};
@@ -6,82 +20,162 @@ use proxy_common::{ClientEntry, ClientKey, maps};
 
 use super::DataplaneError;
 
-/// A handle on the `CLIENTS` map (client MAC -> [`ClientEntry`]).
+/// The maps behind a [`ClientTable`].
+struct Maps {
+    clients: HashMap<MapData, ClientKey, ClientEntry>,
+    admission: HashMap<MapData, ClientKey, u32>,
+}
+
+/// A handle on the client maps (client MAC -> [`ClientEntry`], its state
+/// being the daemon's admission where it set one).
 ///
-/// Clones share one map file descriptor. Every call is one or a few
+/// Clones share the map file descriptors. Every call is one or a few
 /// `bpf(2)` syscalls; the lock only serialises user-space writers.
 #[derive(Clone)]
 pub struct ClientTable {
-    map: Arc<Mutex<HashMap<MapData, ClientKey, ClientEntry>>>,
+    maps: Arc<Mutex<Maps>>,
 }
 
-fn map_err(source: MapError) -> DataplaneError {
-    DataplaneError::Map {
-        map: maps::CLIENTS,
-        source,
-    }
+fn map_err(map: &'static str) -> impl Fn(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { map, source }
 }
 
 impl ClientTable {
-    pub(super) fn new(map: HashMap<MapData, ClientKey, ClientEntry>) -> Self {
+    pub(super) fn new(
+        clients: HashMap<MapData, ClientKey, ClientEntry>,
+        admission: HashMap<MapData, ClientKey, u32>,
+    ) -> Self {
         Self {
-            map: Arc::new(Mutex::new(map)),
+            maps: Arc::new(Mutex::new(Maps { clients, admission })),
         }
     }
 
-    /// Opens the pinned map at `path` (e.g. for the CLI, without loading the program).
-    pub fn from_pin(path: &std::path::Path) -> Result<Self, DataplaneError> {
-        let data = MapData::from_pin(path).map_err(map_err)?;
-        let map = HashMap::try_from(aya::maps::Map::LruHashMap(data)).map_err(map_err)?;
-        Ok(Self::new(map))
+    /// Opens the pinned maps in `pin_dir` (e.g. for the CLI, without loading
+    /// the program).
+    pub fn from_pin_dir(pin_dir: &std::path::Path) -> Result<Self, DataplaneError> {
+        let open = |name: &'static str| {
+            let data = MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))?;
+            Ok::<_, DataplaneError>(aya::maps::Map::LruHashMap(data))
+        };
+        let clients = HashMap::try_from(open(maps::CLIENTS)?).map_err(map_err(maps::CLIENTS))?;
+        let admission =
+            HashMap::try_from(open(maps::ADMISSION)?).map_err(map_err(maps::ADMISSION))?;
+        Ok(Self::new(clients, admission))
     }
 
-    /// The entry for `mac`, if the kernel has one.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry for `mac`, if the kernel has one, with the daemon's
+    /// admission state where it set one.
     pub fn get(&self, mac: [u8; 6]) -> Result<Option<ClientEntry>, DataplaneError> {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(&ClientKey::new(mac), 0) {
-            Ok(e) => Ok(Some(e)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(e)),
-        }
+        let key = ClientKey::new(mac);
+        let m = self.lock();
+        let entry = match m.clients.get(&key, 0) {
+            Ok(e) => Some(e),
+            Err(MapError::KeyNotFound) => None,
+            Err(e) => return Err(map_err(maps::CLIENTS)(e)),
+        };
+        let admission = match m.admission.get(&key, 0) {
+            Ok(s) => Some(s),
+            Err(MapError::KeyNotFound) => None,
+            Err(e) => return Err(map_err(maps::ADMISSION)(e)),
+        };
+        Ok(match (entry, admission) {
+            (Some(mut e), Some(s)) => {
+                e.state = s as u8;
+                Some(e)
+            }
+            (Some(e), None) => Some(e),
+            (None, Some(s)) => Some(ClientEntry {
+                state: s as u8,
+                ..ClientEntry::default()
+            }),
+            (None, None) => None,
+        })
     }
 
-    /// Every entry, in the kernel's order.
+    /// Every entry, in the kernel's order, with the daemon's admission
+    /// states (a client admitted but evicted from `CLIENTS` comes last).
     pub fn entries(&self) -> Result<Vec<([u8; 6], ClientEntry)>, DataplaneError> {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut out = Vec::new();
-        for item in map.iter() {
+        let m = self.lock();
+        let mut admission = std::collections::HashMap::new();
+        for item in m.admission.iter() {
             match item {
-                Ok((k, v)) => out.push((k.mac, v)),
-                // The LRU may evict the key between next_key and lookup.
+                Ok((k, s)) => {
+                    admission.insert(k.mac, s as u8);
+                }
                 Err(MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(e)),
+                Err(e) => return Err(map_err(maps::ADMISSION)(e)),
             }
         }
+        let mut out = Vec::new();
+        for item in m.clients.iter() {
+            match item {
+                Ok((k, mut v)) => {
+                    if let Some(s) = admission.remove(&k.mac) {
+                        v.state = s;
+                    }
+                    out.push((k.mac, v));
+                }
+                // The LRU may evict the key between next_key and lookup.
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(maps::CLIENTS)(e)),
+            }
+        }
+        out.extend(admission.into_iter().map(|(mac, state)| {
+            (
+                mac,
+                ClientEntry {
+                    state,
+                    ..ClientEntry::default()
+                },
+            )
+        }));
         Ok(out)
     }
 
-    /// Sets the state of `mac`, creating the entry if the kernel has none
-    /// (e.g. after LRU eviction, or a client known from the proxy database).
-    /// Other fields written by XDP are kept.
+    /// Sets the daemon's admission state of `mac` (one syscall; XDP never
+    /// writes it, so nothing it learns meanwhile is lost).
+    ///
+    /// A client the kernel has no entry for (evicted, or known from the
+    /// proxy database) also gets an empty learned entry, created only if
+    /// still missing (`BPF_NOEXIST`), so that XDP counts its frames.
     pub fn set_state(&self, mac: [u8; 6], state: u8) -> Result<(), DataplaneError> {
-        self.update(mac, |e| e.state = state)
+        /// `BPF_NOEXIST`: create, never replace.
+        const NOEXIST: u64 = 1;
+        let key = ClientKey::new(mac);
+        let mut m = self.lock();
+        m.admission
+            .insert(key, u32::from(state), 0)
+            .map_err(map_err(maps::ADMISSION))?;
+        if matches!(m.clients.get(&key, 0), Err(MapError::KeyNotFound)) {
+            // EEXIST: XDP learned it in between, which is as good.
+            let _ = m.clients.insert(key, ClientEntry::default(), NOEXIST);
+        }
+        Ok(())
     }
 
-    /// Read-modify-write of one entry (created zeroed when missing).
+    /// Read-modify-write of one learned entry (created zeroed when
+    /// missing): only for an entry XDP has not learned (see the module's
+    /// comment), since XDP's own updates between the read and the write
+    /// would be lost.
     pub fn update(
         &self,
         mac: [u8; 6],
         f: impl FnOnce(&mut ClientEntry),
     ) -> Result<(), DataplaneError> {
         let key = ClientKey::new(mac);
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut entry = match map.get(&key, 0) {
+        let mut m = self.lock();
+        let mut entry = match m.clients.get(&key, 0) {
             Ok(e) => e,
             Err(MapError::KeyNotFound) => ClientEntry::default(),
-            Err(e) => return Err(map_err(e)),
+            Err(e) => return Err(map_err(maps::CLIENTS)(e)),
         };
         f(&mut entry);
-        map.insert(key, entry, 0).map_err(map_err)
+        m.clients
+            .insert(key, entry, 0)
+            .map_err(map_err(maps::CLIENTS))
     }
 }

@@ -57,6 +57,24 @@ pub fn runs_image(running: Option<&str>, tar_name: &str) -> bool {
     file(running).is_some_and(|f| Some(f) == file(&boot))
 }
 
+/// Whether `running` is the image an `archive download-sw` of `tar_name`
+/// left (its own directory: `.../<stem>/<stem>.bin`), not merely a file of
+/// the same name booted from elsewhere: what a switch runs after the
+/// proxy installed that archive.
+pub fn runs_installed_archive(running: Option<&str>, tar_name: &str) -> bool {
+    let (Some(running), Some(boot)) = (running, installed_boot_image(tar_name)) else {
+        return false;
+    };
+    let tail = |path: &str| {
+        let mut parts = path.rsplit(['/', ':']);
+        match (parts.next(), parts.next()) {
+            (Some(file), Some(dir)) if !dir.is_empty() => Some(format!("{dir}/{file}")),
+            _ => None,
+        }
+    };
+    tail(running).is_some_and(|t| Some(t) == tail(&boot))
+}
+
 impl Core {
     /// First identification: pushes the tailored configuration and waits
     /// for the client's reverse-telnet session; records PID/VID/SN, version
@@ -228,6 +246,24 @@ mod tests {
             Some("flash:/c3750-ipbasek9-mz.150-2.SE11/c3750-ipbasek9-mz.150-2.SE11.bin"),
             tar
         ));
+    }
+
+    #[test]
+    fn an_installed_archive_is_told_from_the_same_file_elsewhere() {
+        let tar = "c2960-lanbasek9-tar.150-2.SE11.tar";
+        assert!(runs_installed_archive(
+            Some("flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+        assert!(runs_installed_archive(
+            Some("flash:c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+        assert!(!runs_installed_archive(
+            Some("flash:c2960-lanbasek9-mz.150-2.SE11.bin"),
+            tar
+        ));
+        assert!(!runs_installed_archive(None, tar));
     }
 
     #[test]

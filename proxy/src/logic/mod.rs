@@ -117,6 +117,9 @@ struct AgentSlot {
     stop: CancellationToken,
 }
 
+/// How often the kernel map is scanned for clients whose events were lost.
+const RESCAN_PERIOD: Duration = Duration::from_secs(30);
+
 /// Wait before onboarding a client again after it failed (a switch busy
 /// booting, a lost probe in a boot storm); doubles after each failure.
 const ONBOARD_RETRY_FIRST: Duration = Duration::from_secs(5);
@@ -301,9 +304,16 @@ impl Core {
     /// database knows (reconciling the kernel map with it).
     pub async fn run(self: Arc<Self>, mut inputs: CoreInputs) {
         self.resume();
+        let mut rescan = tokio::time::interval(RESCAN_PERIOD);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.tick().await;
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
+                _ = rescan.tick() => {
+                    let core = self.clone();
+                    self.spawn(async move { clients::blocking(|| core.rescan()) });
+                }
                 Some(batch) = inputs.dataplane.recv() => {
                     for ev in batch {
                         self.on_dataplane(ev);
@@ -318,6 +328,31 @@ impl Core {
                 Some(report) = inputs.reports.recv() => self.on_agent_report(report),
                 else => return,
             }
+        }
+    }
+
+    /// Finds the clients whose events were lost (a full ring buffer in a
+    /// DHCP flood): an address in the kernel map, no identification and
+    /// no onboarding running. They are onboarded as if the event had come.
+    fn rescan(self: &Arc<Self>) {
+        let Ok(entries) = self.table.entries() else {
+            return;
+        };
+        for (mac, e) in entries {
+            let ip = Ipv4Addr::from(e.ipv4);
+            let mac = Mac(mac);
+            if ip.is_unspecified()
+                || self.record(mac).is_some_and(|r| r.udi.is_some())
+                || lock(&self.runtime).get(&mac).is_some_and(|r| r.onboarding)
+            {
+                continue;
+            }
+            log::info!(target: "smi_proxy", "{mac}: found at {ip} in the kernel map (an event was lost)");
+            let mut rec = ClientRecord::new(mac, now());
+            rec.vlan = e.vlan;
+            rec.ip = Some(ip);
+            self.insert(rec);
+            self.start_onboarding(mac, ip, false);
         }
     }
 
@@ -394,6 +429,11 @@ impl Core {
             }
             EventKind::ClientRestarted => {
                 log::info!(target: "smi_proxy", "{mac}: restarted");
+                // No longer upgrading: SMI to the director waits for the
+                // probe again (and XDP stops reporting the restart).
+                if let Err(e) = self.table.set_state(mac.0, state::DISCOVERED) {
+                    log::warn!(target: "smi_proxy", "{mac}: kernel admission: {e}");
+                }
                 if let Some(w) = lock(&self.waiters).restarts.remove(&mac) {
                     let _ = w.send(());
                 }

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::Core;
-use super::identify::runs_image;
+use super::identify::runs_installed_archive;
 use crate::pnp::agent::JobRequest;
 use crate::pnp::codec::{
     ApplyTo, ConfigUpgrade, DeviceInfoReply, DeviceInfoType, ErrorInfo, ImageInfo, ImageInstall,
@@ -288,11 +288,15 @@ async fn image_install_steps(
         ));
     }
     // A repeated job (the server re-sent it after a proxy restart, or never
-    // got the first answer) must not install and reload a second time.
+    // got the first answer) must not install and reload a second time: the
+    // client runs the archive an earlier attempt installed. (The same image
+    // file booted from elsewhere does not count: a first attempt installs
+    // it too, and a repeat must not end differently because the first was
+    // cut short, e.g. by a kill -9 mid-transfer.)
     if repeat
         && core
             .record(mac)
-            .is_some_and(|r| runs_image(r.image.as_deref(), &name))
+            .is_some_and(|r| runs_installed_archive(r.image.as_deref(), &name))
     {
         log::info!(target: "smi_proxy", "{mac}: already runs {name}; image-install done without reloading");
         return Ok(());
