@@ -74,6 +74,19 @@ impl NetNs {
         &self.name
     }
 
+    /// The MAC address of `iface` in the namespace.
+    pub fn link_mac(&self, iface: &str) -> anyhow::Result<[u8; 6]> {
+        let out = std::process::Command::new("ip")
+            .args(["-j", "-n", self.name(), "link", "show", "dev", iface])
+            .output()?;
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let text = links[0]["address"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("{iface} in {} has no address", self.name()))?;
+        let mac: proxy::store::Mac = text.parse()?;
+        Ok(mac.0)
+    }
+
     /// Runs `ip <args>` inside the namespace.
     pub fn ip(&self, args: &[&str]) -> anyhow::Result<()> {
         ip_in(&self.name, args)

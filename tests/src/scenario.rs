@@ -99,13 +99,13 @@ impl Lab {
         .expect("daemon")
     }
 
-    /// Starts the daemon from a configuration file: the lab's settings,
-    /// this server as profile `pnp-zero-touch`, and `extra` (TOML, e.g.
-    /// another profile) after them.
-    pub fn daemon_from_file(&self, extra: &str) -> Daemon {
+    /// Starts the daemon from a configuration file: `top` (top-level
+    /// keys), the lab's settings, this server as profile `pnp-zero-touch`,
+    /// then `tables` (TOML tables, e.g. another profile).
+    pub fn daemon_from_file(&self, top: &str, tables: &str) -> Daemon {
         let file = self.topo.state_dir.join("config.toml");
         let url = format!("http://{PNP_IP}:{PNP_PORT}");
-        let text = self.topo.config_toml(Some(&url)) + extra;
+        let text = format!("{top}{}{tables}", self.topo.config_toml(Some(&url)));
         std::fs::write(&file, text).expect("config file");
         Daemon::start(
             &self.topo,

@@ -927,17 +927,6 @@ fn work_requests(log: &[LogEntry]) -> usize {
 }
 
 /// The MAC of `iface` in namespace `ns`.
-fn link_mac(ns: &NetNs, iface: &str) -> [u8; 6] {
-    let out = std::process::Command::new("ip")
-        .args(["-j", "-n", ns.name(), "link", "show", "dev", iface])
-        .output()
-        .expect("ip link show");
-    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j JSON");
-    let text = links[0]["address"].as_str().expect("address");
-    let mac: proxy::store::Mac = text.parse().expect("MAC");
-    mac.0
-}
-
 /// A locally administered unicast MAC nobody uses.
 fn stranger_mac(rng: &mut impl rand::Rng) -> [u8; 6] {
     let mut mac = [0u8; 6];
@@ -980,7 +969,7 @@ impl Injector {
         };
         Self {
             raw,
-            proxy_mac: link_mac(&topo.px, "px0"),
+            proxy_mac: topo.px.link_mac("px0").expect("px0 MAC"),
         }
     }
 

@@ -61,7 +61,7 @@ fn smart_install_off_stops_the_director_at_once_and_on_resumes_every_client() {
     let lab = Lab::start("smo", N);
     // A job cut short is sent again, as by a server that tracks its jobs.
     lab.server.set_redeliver_unanswered(true);
-    let daemon = lab.daemon_from_file("");
+    let daemon = lab.daemon_from_file("", "");
     let mut emu = lab.switches_booting_over(&scripts, Duration::from_secs(8));
     let mut identified = 0;
     drive(&lab, &mut emu, "two identifications", |e| {
@@ -140,9 +140,10 @@ fn a_new_pnp_profile_moves_the_agents_to_another_server() {
     let lab = Lab::start("smf", N);
     let second = lab::pnp_server_in(&lab.rt, &lab.topo, 8081).expect("second PnP server");
     stock(&second, N);
-    let daemon = lab.daemon_from_file(&format!(
-        "\n[pnp_profiles.second]\nserver_url = \"http://{PNP_IP}:8081\"\n"
-    ));
+    let daemon = lab.daemon_from_file(
+        "",
+        &format!("\n[pnp_profiles.second]\nserver_url = \"http://{PNP_IP}:8081\"\n"),
+    );
     let emu = lab.switches(&first);
     let configs: Vec<_> = emu.switches().iter().map(|s| s.config().clone()).collect();
     set_scripts(
@@ -172,5 +173,216 @@ fn a_new_pnp_profile_moves_the_agents_to_another_server() {
     for sw in emu.switches() {
         assert_eq!(tailored_pushes(sw), 1, "no restart, no new identification");
     }
+    daemon.stop().expect("clean stop");
+}
+
+#[test]
+fn a_new_proxy_address_applies_without_losing_a_client() {
+    require_root();
+    const N: usize = 3;
+    let scripts: Vec<_> = (0..N).map(|i| vec![config_step(i, false)]).collect();
+    let lab = Lab::start("sma", N);
+    let daemon = lab.daemon_from_file("", "");
+    let emu = lab.switches(&scripts);
+    lab.responses(&emu, |_| 1);
+    let before = proxy_db(&lab);
+    // A second address on the proxy's port; the director moves there.
+    const NEW: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 254);
+    lab.topo
+        .px
+        .ip(&["addr", "add", &format!("{NEW}/24"), "dev", "px0"])
+        .expect("second address");
+    assert_eq!(lab.config(&format!("vstack proxy ip-address {NEW}")), "");
+    let shown = lab::show(&lab.topo, &["vstack", "config"]).expect("show config");
+    assert!(shown.contains(&format!("IP address: {NEW}")), "{shown}");
+    // The director listens at the new address, no longer at the old one,
+    // as seen from an admitted switch.
+    let sw = &emu.switches()[0];
+    lab.rt.block_on(async {
+        let at = |ip: std::net::Ipv4Addr| {
+            proxy_tests::emulator::net::tcp_connect_in(
+                sw.netns(),
+                std::net::SocketAddr::from((ip, 4786)),
+                Duration::from_secs(2),
+            )
+        };
+        assert!(at(NEW).await.is_ok(), "the director listens at {NEW}");
+        assert!(
+            at(lab::PROXY_IP).await.is_err(),
+            "and no longer at the old address"
+        );
+    });
+    // Every client is still known, none identified again.
+    let identities = |db: &serde_json::Value| -> BTreeSet<(String, String)> {
+        db["entries"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| (e["mac"].to_string(), e["udi"].to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let after = proxy_db(&lab);
+    assert_eq!(identities(&after), identities(&before), "{after:#}");
+    assert_eq!(identities(&after).len(), N);
+    for sw in emu.switches() {
+        assert_eq!(tailored_pushes(sw), 1);
+    }
+    daemon.stop().expect("clean stop");
+}
+
+/// The rows of `smi-proxy clients --json` (the kernel's client table).
+fn kernel_clients(lab: &Lab) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(lab::proxy_bin().expect("binary"))
+        .args(["clients", "--json", "--pin-dir"])
+        .arg(&lab.topo.pin_dir)
+        .output()
+        .expect("smi-proxy clients");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .expect("clients JSON")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
+    use proxy_tests::frames::{self, Dhcp, L2, msg};
+    require_root();
+    const N: usize = 2;
+    let scripts: Vec<_> = (0..N).map(|i| vec![config_step(i, false)]).collect();
+    let lab = Lab::start("smk", N);
+    let daemon = lab.daemon_from_file(
+        "debug = true\n",
+        "[credentials]\nusername = \"opsadmin\"\nenable_password = \"s3cret\"\n\
+         [limits]\nmax_smi_connections = 2\nprobe_timeout_secs = 1\nclients_max = 64\nsmi_len_cap = 100\n",
+    );
+    let emu = lab.switches(&scripts);
+    lab.responses(&emu, |_| 1);
+    let sw = &emu.switches()[0];
+    // credentials: the tailored configuration the switch was given.
+    let tailored = sw
+        .received()
+        .iter()
+        .find_map(|m| match m {
+            proxy::smi::codec::Message::ConfigUpgrade { url, .. }
+                if url.ends_with("client_cfg_pnp.txt") =>
+            {
+                Some(url.clone())
+            }
+            _ => None,
+        })
+        .expect("the tailored configuration was pushed");
+    let text = lab.rt.block_on(async {
+        proxy_tests::tftp_client::fetch_url(
+            Some(sw.netns()),
+            &tailored,
+            &proxy_tests::tftp_client::TftpOptions::default(),
+        )
+        .await
+        .expect("the tailored configuration is served")
+    });
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("username opsadmin") && text.contains("enable password s3cret"),
+        "{text}"
+    );
+    // debug: on from the start.
+    let debugging = lab::show(&lab.topo, &["debugging"]).expect("show debugging");
+    assert!(
+        debugging.contains("vstack smi-proxy debugging is on"),
+        "{debugging}"
+    );
+    lab.rt.block_on(async {
+        // max_smi_connections = 2: a third idle connection is refused.
+        let connect = || {
+            proxy_tests::emulator::net::tcp_connect_in(
+                sw.netns(),
+                std::net::SocketAddr::from((lab::PROXY_IP, 4786)),
+                Duration::from_secs(2),
+            )
+        };
+        let started = std::time::Instant::now();
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            idle.push(connect().await.expect("connect"));
+        }
+        let m = lab::metrics(&lab.topo).expect("metrics");
+        let busy = lab::metric(&m, "smi_proxy_smi_inbound_total{event=\"refused_busy\"}");
+        assert!(busy >= Some(1), "{m}");
+        // probe_timeout_secs = 1: an idle connection is closed after 1 s
+        // (the default would hold it 3 s).
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 8];
+        let first = &mut idle[0];
+        let n = tokio::time::timeout(Duration::from_millis(2500), first.read(&mut buf))
+            .await
+            .expect("closed within 2.5 s")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(started.elapsed() < Duration::from_millis(2900));
+    });
+    // smi_len_cap = 100: a length word of 200 from an admitted client is
+    // dropped in XDP.
+    let raw = {
+        let _in_sw = lab.topo.sw.enter().expect("enter the switch segment");
+        proxy_tests::netns::RawSocket::open("sw0").expect("AF_PACKET on sw0")
+    };
+    let px_mac = lab.topo.px.link_mac("px0").expect("px0 MAC");
+    let mut smi = frames::smi_header(4, 0, 3, 200);
+    smi.extend_from_slice(&[0; 8]);
+    let l2 = L2 {
+        dst: px_mac,
+        src: sw.mac(),
+        tags: Vec::new(),
+    };
+    let ip = sw.ip().expect("address");
+    let before = lab::metric(
+        &lab::metrics(&lab.topo).expect("metrics"),
+        "smi_proxy_xdp_frames_total{counter=\"smi_drop_oversize\"}",
+    )
+    .unwrap_or(0);
+    let frame = frames::ipv4(
+        &l2,
+        ip.octets(),
+        lab::PROXY_IP.octets(),
+        6,
+        &[],
+        &frames::tcp(41_000, 4786, 0x18, &smi),
+    );
+    raw.send(&frame).expect("send");
+    // clients_max = 64: a DISCOVER flood of 200 MACs fits in 64 entries.
+    for i in 0..200u32 {
+        let [_, a, b, c] = i.to_be_bytes();
+        let mac = [0x02, 0x55, 0, a, b, c];
+        raw.send(&Dhcp::cisco_client(mac, i, msg::DISCOVER).frame(&L2::broadcast(mac), [0; 4]))
+            .expect("send DISCOVER");
+    }
+    lab.rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = lab::metrics(&lab.topo).expect("metrics");
+            let oversize = lab::metric(
+                &m,
+                "smi_proxy_xdp_frames_total{counter=\"smi_drop_oversize\"}",
+            )
+            .unwrap_or(0);
+            let seen =
+                lab::metric(&m, "smi_proxy_xdp_frames_total{counter=\"new_client\"}").unwrap_or(0);
+            if oversize > before && seen >= 200 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "oversize {oversize} (was {before}), new clients {seen}: {m}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        kernel_clients(&lab).len() <= 64,
+        "the kernel map holds at most 64"
+    );
     daemon.stop().expect("clean stop");
 }
