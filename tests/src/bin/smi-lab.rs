@@ -67,6 +67,8 @@ impl From<LayoutArg> for Layout {
 
 const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
 const PNP_PORT: u16 = 8080;
+/// Jobs the built-in PnP server gives each switch.
+const JOBS: usize = 4;
 /// The startup configuration the built-in PnP server installs.
 const SITE_CONFIG: &[u8] = b"hostname lab-switch\n!\nend\n";
 
@@ -290,6 +292,26 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .map_or_else(|| started.elapsed(), |last| *last - started);
     let done = stages.iter().filter(|s| **s == Stage::Done).count();
     let at_end = figures::proc_sample(pid)?;
+
+    // The switches are done; let the proxy's last answers reach the server
+    // (each switch's four jobs), so that what is shown below is final.
+    if let Some(server) = &builtin {
+        let responses = |s: &PnpServer| {
+            s.entries()
+                .iter()
+                .filter(|e| matches!(e.received, proxy_tests::pnp_server::Received::Response(_)))
+                .count()
+        };
+        let mut changed = server.subscribe();
+        let settle = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(settle);
+        while !interrupted && done == n && responses(server) < JOBS * n {
+            tokio::select! {
+                () = &mut settle => break,
+                r = changed.changed() => if r.is_err() { break },
+            }
+        }
+    }
 
     // The proxy's own view, as an operator reads it.
     for cmd in [
