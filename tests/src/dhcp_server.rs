@@ -123,6 +123,9 @@ pub struct DhcpServerConfig {
     pub image_list: Option<String>,
     /// Option 51, seconds.
     pub lease_secs: u32,
+    /// Answer only these clients (a site server with reservations, as one
+    /// behind DHCP snooping would be in a lab under attack); `None`: any.
+    pub clients: Option<std::collections::HashSet<[u8; 6]>>,
 }
 
 impl DhcpServerConfig {
@@ -143,6 +146,7 @@ impl DhcpServerConfig {
             bootfile: None,
             image_list: None,
             lease_secs: 86_400,
+            clients: None,
         }
     }
 }
@@ -356,6 +360,9 @@ fn answer(request: &Message, config: &DhcpServerConfig, book: &mut Book) -> Opti
         return None;
     }
     let mac: [u8; 6] = request.chaddr().get(..6)?.try_into().ok()?;
+    if config.clients.as_ref().is_some_and(|c| !c.contains(&mac)) {
+        return None;
+    }
     let opts = request.opts();
     let (kind, ip) = match opts.msg_type()? {
         MessageType::Discover => {

@@ -43,6 +43,15 @@ pub struct LabFigures {
     pub added_latency_p50_ms: f64,
     /// The same, 99th percentile, ms.
     pub added_latency_p99_ms: f64,
+    /// The attack put on the segment during the run (`none`).
+    #[serde(default)]
+    pub attack: String,
+    /// What the attack sent (frames, requests or connections).
+    #[serde(default)]
+    pub attack_units: u64,
+    /// How long it ran, seconds.
+    #[serde(default)]
+    pub attack_secs: f64,
 }
 
 /// How long after the last switch the lab samples the daemon's memory at

@@ -2,6 +2,7 @@
 //! namespaces, the legacy-switch emulator, a site DHCP server, a PnP server,
 //! the lab topology and the figures of a lab run.
 
+pub mod attack;
 pub mod dhcp_server;
 pub mod emulator;
 pub mod end_state;

@@ -39,6 +39,9 @@ struct Args {
     /// `lab`: give up on one run after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// `hostile`: switches onboarding beside each attack.
+    #[arg(long, default_value_t = 50)]
+    switches: u32,
 }
 
 const CLIENT: [u8; 6] = [0x00, 0x1e, 0xf7, 0x6d, 0xaf, 0x80];
@@ -49,7 +52,8 @@ fn main() -> anyhow::Result<()> {
     match args.which.as_str() {
         "dataplane" => dataplane(&args),
         "lab" => lab(&args),
-        other => bail!("unknown benchmark {other:?} (known: dataplane, lab)"),
+        "hostile" => hostile(&args),
+        other => bail!("unknown benchmark {other:?} (known: dataplane, lab, hostile)"),
     }
 }
 
@@ -314,5 +318,76 @@ fn lab(args: &Args) -> anyhow::Result<()> {
     println!(
         "\ngoals: 10,000 onboarded in <= 120 s; <= 10 KiB RSS per client at rest; proxy turnaround p99 <= 2 ms"
     );
+    Ok(())
+}
+
+/// One `smi-lab` run of `n` switches under `attack`: its figures.
+fn lab_run(
+    n: u32,
+    attack: proxy_tests::attack::Attack,
+    args: &Args,
+) -> anyhow::Result<proxy_tests::figures::LabFigures> {
+    let exe = std::env::current_exe()?;
+    let lab_bin = exe.with_file_name("smi-lab");
+    let report = std::env::temp_dir().join(format!("smi-bench-{}-{n}.json", attack.name()));
+    let _ = std::fs::remove_file(&report);
+    eprintln!("smi-bench: {n} switches, attack {} ...", attack.name());
+    let status = std::process::Command::new(&lab_bin)
+        .args(["--clients", &n.to_string(), "--prefix", "benchlab"])
+        .args(["--timeout", &args.timeout.to_string()])
+        .args(["--attack", attack.name()])
+        .arg("--report")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", lab_bin.display()))?;
+    let text = std::fs::read(&report)
+        .with_context(|| format!("smi-lab --clients {n} wrote no report ({status})"))?;
+    let fig: proxy_tests::figures::LabFigures = serde_json::from_slice(&text)?;
+    if !status.success() {
+        eprintln!(
+            "smi-bench: attack {}: only {} of {n} finished",
+            attack.name(),
+            fig.done
+        );
+    }
+    Ok(fig)
+}
+
+/// `smi-bench hostile`: the lab's zero-touch run of `--switches` switches
+/// alone, then beside each attack; what the proxy absorbed, its peak RSS
+/// and CPU, and the onboarding time against the run without an attack.
+fn hostile(args: &Args) -> anyhow::Result<()> {
+    use proxy_tests::attack::Attack;
+    require_root();
+    let mut rows = Vec::new();
+    for attack in Attack::ALL {
+        rows.push((attack, lab_run(args.switches, attack, args)?));
+    }
+    let base = rows.first().map(|(_, f)| f.onboard_s).unwrap_or(f64::NAN);
+    println!(
+        "\n| attack | absorbed | rate /s | switches done | onboard all s (x baseline) | proxy CPU s | proxy peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (attack, f) in &rows {
+        let rate = if f.attack_secs > 0.0 {
+            format!("{:.0}", f.attack_units as f64 / f.attack_secs)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "| {} | {} {} | {} | {}/{} | {:.1} ({:.2}x) | {:.1} | {:.1} |",
+            attack.name(),
+            f.attack_units,
+            attack.unit(),
+            rate,
+            f.done,
+            f.clients,
+            f.onboard_s,
+            f.onboard_s / base,
+            f.proxy_cpu_s,
+            f.proxy_peak_rss_kib as f64 / 1024.0,
+        );
+    }
     Ok(())
 }

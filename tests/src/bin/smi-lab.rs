@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
+use proxy_tests::attack::{Attack, Attacker};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology};
@@ -47,6 +48,10 @@ struct Args {
     /// scales to thousands) or `shared` (one flat segment).
     #[arg(long, value_enum, default_value_t = LayoutArg::Isolated)]
     layout: LayoutArg,
+    /// Hostile traffic on the switch segment while the switches onboard
+    /// (one sender, as fast as it goes, until the last switch is done).
+    #[arg(long, value_enum, default_value_t = Attack::None)]
+    attack: Attack,
 }
 
 /// `--layout`.
@@ -209,6 +214,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         topo.px
             .ip(&["route", "add", "198.18.0.0/15", "dev", topo.l3_iface()])?;
     }
+    if args.attack != Attack::None {
+        // The site server serves the switches only: an attack on the
+        // segment must measure the proxy, not starve the lab's DHCP pool.
+        dhcp_cfg.clients = Some(
+            (0..args.clients)
+                .map(proxy_tests::emulator::identity::mac_for)
+                .collect(),
+        );
+    }
     let _dhcp = DhcpServer::start(dhcp_cfg).await?;
     let daemon = Daemon::start(
         &topo,
@@ -232,6 +246,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let spread = emu_cfg.boot_spread;
     let mut emu = Emulator::start(emu_cfg).await?;
     eprintln!("smi-lab: {n} emulated switches booting");
+    let attacker = Attacker::start(args.attack, &topo)?;
+    if attacker.is_some() {
+        eprintln!("smi-lab: attack {} running", args.attack.name());
+    }
 
     let started = Instant::now();
     let mut stages = vec![Stage::Booting; n];
@@ -285,6 +303,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     };
     eprintln!("\r{}", bar(&stages, stuck(&stages, &failed), started));
+    let sent = match attacker {
+        Some(a) => {
+            let sent = a.stop()?;
+            eprintln!(
+                "smi-lab: attack {}: {} {} in {:.1} s",
+                args.attack.name(),
+                sent.units,
+                args.attack.unit(),
+                sent.secs
+            );
+            sent
+        }
+        None => proxy_tests::attack::Sent::default(),
+    };
     let elapsed = done_at
         .iter()
         .flatten()
@@ -370,6 +402,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         pnp_exchanges_per_s: exchanges as f64 / elapsed.as_secs_f64().max(1e-3),
         added_latency_p50_ms: figures::quantile(&mut added, 0.5),
         added_latency_p99_ms: figures::quantile(&mut added, 0.99),
+        attack: args.attack.name().to_owned(),
+        attack_units: sent.units,
+        attack_secs: sent.secs,
     };
     println!(
         "\nper switch p50 {:.1} s, p99 {:.1} s; proxy CPU {:.1} s, RSS {} -> {} KiB, at rest {} KiB \
