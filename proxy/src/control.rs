@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::show::{self, ShowCommand, ShowView};
+use crate::show::{self, ShowCommand, ShowView};
 
 /// Largest request accepted, in bytes (line feed included).
 pub const REQUEST_MAX: usize = 64 * 1024;
@@ -474,8 +474,8 @@ async fn read_answer(stream: &mut UnixStream) -> std::io::Result<Vec<u8>> {
 mod show_command_words {
     use serde::{Deserialize as _, Deserializer, Serializer};
 
-    use crate::cli::show::ShowCommand;
     use crate::config::{parse_show, show_words};
+    use crate::show::ShowCommand;
 
     pub fn serialize<S: Serializer>(command: &ShowCommand, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(show_words(*command))
@@ -493,7 +493,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::cli::show::ProxyConfig as ShowConfig;
+    use crate::show::ProxyConfig as ShowConfig;
 
     /// A handler whose `show_view` can be held until the test lets go.
     struct Fake {

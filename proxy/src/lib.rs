@@ -9,7 +9,9 @@
 //! - [`udi`]: the device identity both sides speak of.
 //! - [`store`]: the proxy database on disk.
 //! - [`dhcp`]: the local DHCP server (`vstack dhcp-localserver`).
-//! - [`cli`]: IOS-style show output and the operator commands.
+//! - [`show`]: the IOS `show vstack` outputs (view types and rendering, pure).
+//! - [`cli`]: the command line: the daemon and the operator commands.
+//! - [`host`]: this machine's interfaces and addresses.
 //! - [`config`]: the configuration file and the IOS `vstack` commands.
 //! - [`control`]: the control socket the operator commands use.
 //! - [`metrics`]: the Prometheus endpoint.
@@ -24,10 +26,12 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod dhcp;
+pub mod host;
 pub mod logging;
 pub mod logic;
 pub mod metrics;
 pub mod pnp;
+pub mod show;
 pub mod smi;
 pub mod store;
 pub mod udi;

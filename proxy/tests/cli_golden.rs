@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use proxy::cli::show::{ClientView, ShowView};
 use proxy::config::{self, LocalAddrs, PnpProfileConfig, ProxyConfig};
 use proxy::control::{ControlHandler, ControlServer};
 use proxy::logging;
+use proxy::show::{ClientView, ShowView};
 use proxy::store::{ClientRecord, EntryState, JobStatus, Method};
 use tokio_util::sync::CancellationToken;
 

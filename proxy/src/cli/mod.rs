@@ -20,8 +20,6 @@
 //! Keywords may be shortened as on IOS (`show vst proxy det`). A refusal
 //! is printed on standard error and the exit status is 1.
 
-pub mod show;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -384,7 +382,7 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
-    use crate::cli::show::ShowCommand;
+    use crate::show::ShowCommand;
 
     fn words(text: &str) -> Vec<String> {
         text.split(' ').map(str::to_owned).collect()

@@ -39,7 +39,7 @@ use super::{
     ConfigError, DEFAULT_LEASE_SECS, DEFAULT_PNP_PROFILE, DhcpLocalServer, DhcpPool, LocalAddrs,
     ProxyConfig, check_profile_name, vlan_list,
 };
-use crate::cli::show::ShowCommand;
+use crate::show::ShowCommand;
 
 /// Longest command line accepted, in bytes.
 pub const LINE_MAX: usize = 512;

@@ -17,13 +17,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod help;
 mod ios;
-mod local;
 
+pub use crate::host::LocalAddrs;
 pub use ios::{
     ConfigField, DirectorCommand, FieldChange, IosCommand, IosError, LINE_MAX, ProxyAddress,
     ProxyCommand, apply_ios, execute, parse_ios, parse_show, refusal, show_words, summary,
 };
-pub use local::LocalAddrs;
 
 /// Where the systemd unit points `smi-proxy run --config`.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/smi-pnp-proxy/config.toml";
@@ -690,8 +689,8 @@ impl ProxyConfig {
 
     /// What `show vstack config` prints, with `proxy_ip` as resolved by
     /// [`ProxyConfig::proxy_ip`] (`0.0.0.0` when unknown).
-    pub fn show_config(&self, proxy_ip: Option<Ipv4Addr>) -> crate::cli::show::ProxyConfig {
-        crate::cli::show::ProxyConfig {
+    pub fn show_config(&self, proxy_ip: Option<Ipv4Addr>) -> crate::show::ProxyConfig {
+        crate::show::ProxyConfig {
             enabled: self.proxy_enabled(),
             proxy_ip: proxy_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
             default_vlan: self.untagged_vlan,

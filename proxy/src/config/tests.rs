@@ -1,5 +1,5 @@
 use super::*;
-use crate::cli::show::ShowCommand;
+use crate::show::ShowCommand;
 
 const DOCS: &str = include_str!("../../../docs/configuration.md");
 
@@ -454,9 +454,9 @@ fn policy_and_show_config_follow_the_file() {
     assert_eq!(shown.proxy_ip, Ipv4Addr::UNSPECIFIED);
     let mut on = with_profile(minimal(), DEFAULT_PNP_PROFILE);
     on.ip_address = Some(Ipv4Addr::new(4, 1, 1, 1));
-    let text = crate::cli::show::render(
+    let text = crate::show::render(
         ShowCommand::Config,
-        &crate::cli::show::ShowView {
+        &crate::show::ShowView {
             config: on.show_config(Some(Ipv4Addr::new(4, 1, 1, 1))),
             clients: vec![],
         },

@@ -140,8 +140,8 @@ impl Control {
 }
 
 impl crate::control::ControlHandler for Control {
-    fn show_view(&self) -> crate::cli::show::ShowView {
-        use crate::cli::show::{ClientView, ShowView};
+    fn show_view(&self) -> crate::show::ShowView {
+        use crate::show::{ClientView, ShowView};
         let cfg = self.config().running.clone();
         let running = self.running();
         let running_ip = running.core.as_ref().map(|c| c.config().proxy_ip);

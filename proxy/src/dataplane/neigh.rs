@@ -83,7 +83,7 @@ impl NeighbourSeeder {
     /// A seeder for the interface that holds `local` (the proxy address),
     /// in the calling thread's network namespace.
     pub fn for_address(local: Ipv4Addr) -> Result<Self, NeighError> {
-        let addrs = crate::config::LocalAddrs::system().map_err(|source| NeighError::Io {
+        let addrs = crate::host::LocalAddrs::system().map_err(|source| NeighError::Io {
             what: "getifaddrs",
             source,
         })?;
