@@ -6,7 +6,8 @@
 //! - [`dataplane`]: the XDP classifier (loading, maps, events).
 //! - [`smi`]: the Smart Install side (pure codec, `show version` parser).
 //! - [`pnp`]: the PnP side (pure XML codec).
-//! - [`udi`]: the device identity both sides speak of.
+//! - [`udi`]: the device identity both sides speak of; [`mac`]: the client's
+//!   address, the key SMI knows it by; [`clock`]: the two clocks.
 //! - [`store`]: the proxy database on disk.
 //! - [`dhcp`]: the local DHCP server (`vstack dhcp-localserver`).
 //! - [`show`]: the IOS `show vstack` outputs (view types and rendering, pure).
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -29,6 +31,7 @@ pub mod dhcp;
 pub mod host;
 pub mod logging;
 pub mod logic;
+pub mod mac;
 pub mod metrics;
 pub mod pnp;
 pub mod show;

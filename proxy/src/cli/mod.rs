@@ -348,7 +348,7 @@ fn print_clients(pin_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         .entries()?
         .into_iter()
         .map(|(mac, e)| ClientRow {
-            mac: crate::dataplane::format_mac(&mac),
+            mac: crate::mac::Mac(mac).to_string(),
             state: dataplane::state_name(e.state),
             vlan: e.vlan,
             svlan: e.svlan,

@@ -230,7 +230,7 @@ impl crate::control::ControlHandler for Control {
             .map(|(mac, e)| {
                 format!(
                     "{} {} vlan {} {}\n",
-                    dataplane::format_mac(mac),
+                    crate::mac::Mac(*mac),
                     dataplane::state_name(e.state),
                     e.vlan,
                     Ipv4Addr::from(e.ipv4)

@@ -238,7 +238,11 @@ impl DaemonConfig {
         let admit = self
             .admit
             .iter()
-            .map(|m| super::parse_mac(m))
+            .map(|m| {
+                m.parse::<crate::mac::Mac>()
+                    .map(|m| m.0)
+                    .map_err(|e| anyhow::anyhow!("--admit: {e}"))
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(RunConfig {
             config,
@@ -659,7 +663,7 @@ smi_len_cap = 2048
         let e = error(&["--iface", "px0", "--pnp-pinned-cert", "/tmp/p.pem"]);
         assert!(e.contains("need --pnp-server"), "{e}");
         let e = error(&["--iface", "px0", "--admit", "02:00"]);
-        assert!(e.contains("six hex octets"), "{e}");
+        assert!(e.contains("--admit: \"02:00\" is not a MAC address"), "{e}");
 
         assert!(parse(&[]).is_err(), "--iface or --config is required");
         assert!(

@@ -36,17 +36,6 @@ pub fn enter_netns(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated).
-pub fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    anyhow::ensure!(parts.len() == 6, "MAC {s:?}: expected six hex octets");
-    let mut mac = [0u8; 6];
-    for (o, p) in mac.iter_mut().zip(parts) {
-        *o = u8::from_str_radix(p, 16).with_context(|| format!("MAC {s:?}"))?;
-    }
-    Ok(mac)
-}
-
 /// Runs the daemon until SIGTERM/SIGINT: resolves the configuration
 /// ([`DaemonConfig::resolve`]), enters its network namespace, then runs.
 pub fn run(args: DaemonConfig) -> anyhow::Result<()> {
@@ -195,7 +184,7 @@ impl Signals {
 }
 
 fn log_event(ev: &DataplaneEvent) {
-    let mac = dataplane::format_mac(&ev.mac);
+    let mac = crate::mac::Mac(ev.mac).to_string();
     match &ev.kind {
         EventKind::NewClient {
             client_id,

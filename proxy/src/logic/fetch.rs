@@ -14,6 +14,8 @@ use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use tokio::sync::OnceCell;
 
+use super::CoreError;
+
 type Cell = Arc<OnceCell<Fetched>>;
 
 /// A fetched file and its digest.
@@ -28,11 +30,11 @@ pub struct Fetched {
 impl Fetched {
     /// `data` with its digest, computed on a blocking thread (an image
     /// of hundreds of megabytes takes a second).
-    pub async fn new(data: Bytes) -> Result<Self, String> {
+    pub async fn new(data: Bytes) -> Result<Self, CoreError> {
         let copy = data.clone();
         let md5 = tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&copy)))
             .await
-            .map_err(|e| format!("digest task: {e}"))?;
+            .map_err(|e| CoreError::Digest(e.to_string()))?;
         Ok(Self {
             data,
             md5: md5.into(),
@@ -57,10 +59,10 @@ impl FetchCache {
     /// The contents of `url` and their digest: fetched by `fetch` unless
     /// another client's copy is in use or being fetched, in which case that
     /// one is awaited.
-    pub async fn get<F, Fut>(&self, url: &str, fetch: F) -> Result<(Shared, Fetched), String>
+    pub async fn get<F, Fut>(&self, url: &str, fetch: F) -> Result<(Shared, Fetched), CoreError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, String>>,
+        Fut: Future<Output = Result<Bytes, CoreError>>,
     {
         let cell = self
             .lock()
@@ -153,9 +155,14 @@ mod tests {
     async fn failures_are_not_remembered() {
         let cache = FetchCache::default();
         let failed = cache
-            .get("u", || async { Err("server gone".to_string()) })
+            .get("u", || async {
+                Err(CoreError::SourceNotFetched("server gone".into()))
+            })
             .await;
-        assert_eq!(failed.err().as_deref(), Some("server gone"));
+        assert_eq!(
+            failed.err().map(|e| e.to_string()).as_deref(),
+            Some("Source file not fetched: server gone")
+        );
         assert!(cache.is_empty());
         let (_held, fetched) = cache
             .get("u", || async { Ok(Bytes::from_static(b"ok")) })

@@ -17,7 +17,8 @@ use std::net::Ipv4Addr;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Core, lock};
+use super::error::OtherDevice;
+use super::{Core, CoreError, lock};
 use crate::smi::codec::{CommandBlock, DEFAULT_CLI_MAC, Message};
 use crate::smi::showver::{self, ShowVersion};
 use crate::smi::tailored;
@@ -80,12 +81,12 @@ impl Core {
     /// for the client's reverse-telnet session; records PID/VID/SN, version
     /// and image, and that the client's startup configuration is now the
     /// proxy's.
-    pub(crate) async fn identify(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), String> {
+    pub(crate) async fn identify(&self, mac: Mac, ip: Ipv4Addr) -> Result<(), CoreError> {
         let turn = self
             .deliveries
             .acquire()
             .await
-            .map_err(|_| "shutting down".to_string())?;
+            .map_err(|_| CoreError::ShuttingDown)?;
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters).identities.insert(ip, tx);
         let msg = Message::ConfigUpgrade {
@@ -94,22 +95,24 @@ impl Core {
         };
         if let Err(e) = self.send_smi(mac, ip, &msg).await {
             lock(&self.waiters).identities.remove(&ip);
-            return Err(format!("sending the tailored configuration: {e}"));
+            return Err(CoreError::Send {
+                what: "sending the tailored configuration",
+                source: e,
+            });
         }
         let sv = match tokio::time::timeout(self.cfg.identify_timeout, rx).await {
             Ok(Ok(Ok(sv))) => sv,
-            Ok(Ok(Err(e))) => return Err(format!("reverse telnet: {e}")),
-            Ok(Err(_)) => return Err("reverse telnet: waiter dropped".into()),
+            Ok(Ok(Err(e))) => return Err(CoreError::Telnet(e)),
+            Ok(Err(_)) => return Err(CoreError::WaiterDropped("reverse telnet")),
             Err(_) => {
                 lock(&self.waiters).identities.remove(&ip);
-                return Err(format!(
-                    "no reverse telnet within {:?} after the tailored configuration",
-                    self.cfg.identify_timeout
-                ));
+                return Err(CoreError::NoTelnet(self.cfg.identify_timeout));
             }
         };
         drop(turn);
-        let udi = sv.udi().map_err(|e| format!("show version: {e}"))?;
+        let udi = sv
+            .udi()
+            .map_err(|e| CoreError::ShowVersion(e.to_string()))?;
         log::info!(target: "smi_proxy", "{mac}: identified as {udi}");
         self.update(mac, move |r| {
             r.udi = Some(udi);
@@ -129,12 +132,16 @@ impl Core {
     /// [`show_version_command`]), without touching its configuration, and
     /// records what it says. A client whose UDI is known must answer with
     /// that UDI; one without gets it recorded.
-    pub(crate) async fn read_version(&self, mac: Mac, ip: Ipv4Addr) -> Result<ShowVersion, String> {
+    pub(crate) async fn read_version(
+        &self,
+        mac: Mac,
+        ip: Ipv4Addr,
+    ) -> Result<ShowVersion, CoreError> {
         let turn = self
             .deliveries
             .acquire()
             .await
-            .map_err(|_| "shutting down".to_string())?;
+            .map_err(|_| CoreError::ShuttingDown)?;
         let upload = self.staging.expect_upload(
             mac.to_string(),
             "show-version.txt",
@@ -152,15 +159,15 @@ impl Core {
         log::info!(target: "smi_proxy", "{mac}: reading show version by type 8 into {}", upload.path());
         let sent = self.send_smi(mac, ip, &msg).await;
         let result = match sent {
-            Err(e) => Err(format!("sending the show version command: {e}")),
+            Err(e) => Err(CoreError::Send {
+                what: "sending the show version command",
+                source: e,
+            }),
             Ok(()) => match tokio::time::timeout(self.cfg.identify_timeout, rx).await {
                 Ok(Ok(Ok(data))) => Ok(data),
-                Ok(Ok(Err(e))) => Err(format!("show version upload: {e}")),
-                Ok(Err(_)) => Err("show version upload: waiter dropped".into()),
-                Err(_) => Err(format!(
-                    "no show version upload within {:?}",
-                    self.cfg.identify_timeout
-                )),
+                Ok(Ok(Err(e))) => Err(CoreError::Upload(e)),
+                Ok(Err(_)) => Err(CoreError::WaiterDropped("show version upload")),
+                Err(_) => Err(CoreError::NoUpload(self.cfg.identify_timeout)),
             },
         };
         lock(&self.waiters).uploads.remove(upload.path());
@@ -168,15 +175,20 @@ impl Core {
         drop(turn);
         let data: Bytes = result?;
         let text = String::from_utf8_lossy(&data);
-        let sv = showver::parse(&text).map_err(|e| format!("show version: {e}"))?;
-        let udi = sv.udi().map_err(|e| format!("show version: {e}"))?;
+        let sv = showver::parse(&text).map_err(|e| CoreError::ShowVersion(e.to_string()))?;
+        let udi = sv
+            .udi()
+            .map_err(|e| CoreError::ShowVersion(e.to_string()))?;
         let known = self.record(mac).and_then(|r| r.udi);
         if let Some(known) = &known
             && *known != udi
         {
-            return Err(format!(
-                "{ip} answers as {udi}, but {mac} is {known}: not updated"
-            ));
+            return Err(CoreError::OtherDevice(Box::new(OtherDevice {
+                ip,
+                udi,
+                mac,
+                known: known.clone(),
+            })));
         }
         let recorded = sv.clone();
         self.update(mac, move |r| {
@@ -200,13 +212,13 @@ impl Core {
         mac: Mac,
         ip: Ipv4Addr,
         tar_name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), CoreError> {
         match self.read_version(mac, ip).await {
             Ok(sv) if runs_image(sv.image.as_deref(), tar_name) => Ok(()),
-            Ok(sv) => Err(format!(
-                "the client reloaded into {}, not {tar_name}",
-                sv.image.as_deref().unwrap_or("an unknown image")
-            )),
+            Ok(sv) => Err(CoreError::WrongImage {
+                running: sv.image.unwrap_or_else(|| "an unknown image".to_owned()),
+                wanted: tar_name.to_owned(),
+            }),
             Err(e) => {
                 log::warn!(target: "smi_proxy", "{mac}: {tar_name} installed but not verified: {e}");
                 let image = installed_boot_image(tar_name).unwrap_or_else(|| tar_name.to_owned());

@@ -14,8 +14,8 @@
 //! | anything else               | refuses: PNP_ERROR_UNSUPPORTED_REQUEST                      |
 use std::sync::Arc;
 
-use super::Core;
 use super::identify::runs_installed_archive;
+use super::{Core, CoreError};
 use crate::pnp::agent::JobRequest;
 use crate::pnp::codec::{
     ApplyTo, ConfigUpgrade, DeviceInfoReply, DeviceInfoType, ErrorInfo, ImageInfo, ImageInstall,
@@ -99,11 +99,21 @@ async fn run(core: &Arc<Core>, mac: Mac, job: &Job, correlator: &str) -> Respons
         }
         Job::ConfigUpgrade(c) => match config_upgrade(core, mac, c).await {
             Ok(()) => Response::ok(service, correlator),
-            Err(reason) => failed(service, correlator, "PnP Service Error 1412", &reason),
+            Err(reason) => failed(
+                service,
+                correlator,
+                "PnP Service Error 1412",
+                &reason.to_string(),
+            ),
         },
         Job::ImageInstall(i) => match image_install(core, mac, i).await {
             Ok(()) => Response::ok(service, correlator),
-            Err(reason) => failed(service, correlator, "PnP Service Error 1829", &reason),
+            Err(reason) => failed(
+                service,
+                correlator,
+                "PnP Service Error 1829",
+                &reason.to_string(),
+            ),
         },
         Job::Topology => {
             let rec = core.record(mac);
@@ -125,26 +135,27 @@ async fn run(core: &Arc<Core>, mac: Mac, job: &Job, correlator: &str) -> Respons
 }
 
 /// `md5` (of the fetched file) against the job's checksum, if it gives one.
-fn check_md5(md5: &str, want: Option<&String>) -> Result<(), String> {
+fn check_md5(md5: &str, want: Option<&String>) -> Result<(), CoreError> {
     match want {
-        Some(want) if !md5.eq_ignore_ascii_case(want.trim()) => Err(format!(
-            "Error verifying checksum: md5 {md5} but the request says {want}"
-        )),
+        Some(want) if !md5.eq_ignore_ascii_case(want.trim()) => Err(CoreError::Checksum {
+            got: md5.to_owned(),
+            want: want.clone(),
+        }),
         _ => Ok(()),
     }
 }
 
-async fn fetch(core: &Core, url: &str, cap: usize) -> Result<bytes::Bytes, String> {
-    let pnp = core.pnp().ok_or("no PnP profile to fetch with")?;
+async fn fetch(core: &Core, url: &str, cap: usize) -> Result<bytes::Bytes, CoreError> {
+    let pnp = core.pnp().ok_or(CoreError::NoProfile)?;
     pnp.fetch(url, cap)
         .await
-        .map_err(|e| format!("Source file not fetched: {e}"))
+        .map_err(|e| CoreError::SourceNotFetched(e.to_string()))
 }
 
-fn client_ip(core: &Core, mac: Mac) -> Result<std::net::Ipv4Addr, String> {
+fn client_ip(core: &Core, mac: Mac) -> Result<std::net::Ipv4Addr, CoreError> {
     core.record(mac)
         .and_then(|r| r.ip)
-        .ok_or_else(|| "client gone: no address known".to_string())
+        .ok_or(CoreError::NoAddress)
 }
 
 /// Which file of a client's download job a status is about.
@@ -157,7 +168,7 @@ enum File {
 /// Records the progress of one file of the client's download job (the
 /// `show vstack download-status` columns) and the entry state it implies.
 fn set_status(core: &Core, mac: Mac, file: File, status: JobStatus, reason: Option<String>) {
-    let now = super::now();
+    let now = crate::clock::unix_secs();
     core.update(mac, move |r| {
         let (alone, other) = match file {
             File::Config => (Method::ConfigUpgrade, Method::ImageUpgrade),
@@ -184,7 +195,7 @@ fn set_status(core: &Core, mac: Mac, file: File, status: JobStatus, reason: Opti
     });
 }
 
-async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
+async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), CoreError> {
     set_status(core, mac, File::Config, JobStatus::Upgrading, None);
     let result = config_upgrade_steps(core, mac, c).await;
     match &result {
@@ -194,13 +205,17 @@ async fn config_upgrade(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result
             mac,
             File::Config,
             JobStatus::Failed,
-            Some(reason.clone()),
+            Some(reason.to_string()),
         ),
     }
     result
 }
 
-async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> Result<(), String> {
+async fn config_upgrade_steps(
+    core: &Arc<Core>,
+    mac: Mac,
+    c: &ConfigUpgrade,
+) -> Result<(), CoreError> {
     let ip = client_ip(core, mac)?;
     let url = &c.source.location;
     let (_shared, fetched) = core
@@ -243,7 +258,7 @@ async fn config_upgrade_steps(core: &Arc<Core>, mac: Mac, c: &ConfigUpgrade) -> 
     Ok(())
 }
 
-async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), String> {
+async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(), CoreError> {
     // An earlier attempt (before a proxy restart, or whose answer never
     // reached the server) may have installed it already.
     let repeat = core.record(mac).is_some_and(|r| {
@@ -261,7 +276,7 @@ async fn image_install(core: &Arc<Core>, mac: Mac, i: &ImageInstall) -> Result<(
             mac,
             File::Image,
             JobStatus::Failed,
-            Some(reason.clone()),
+            Some(reason.to_string()),
         ),
     }
     result
@@ -272,7 +287,7 @@ async fn image_install_steps(
     mac: Mac,
     i: &ImageInstall,
     repeat: bool,
-) -> Result<(), String> {
+) -> Result<(), CoreError> {
     let ip = client_ip(core, mac)?;
     let name = i
         .source
@@ -280,12 +295,10 @@ async fn image_install_steps(
         .rsplit('/')
         .next()
         .filter(|n| !n.is_empty())
-        .ok_or("Source file not found: no file name in the URL")?
+        .ok_or(CoreError::NoFileName)?
         .to_owned();
     if !name.ends_with(".tar") {
-        return Err(format!(
-            "{name}: SMI clients install .tar archives through an image list; this image cannot be served that way"
-        ));
+        return Err(CoreError::NotTar(name));
     }
     // A repeated job (the server re-sent it after a proxy restart, or never
     // got the first answer) must not install and reload a second time: the
@@ -311,11 +324,9 @@ async fn image_install_steps(
     check_md5(&fetched.md5, i.source.checksum.as_ref())?;
     let data = fetched.data;
     let dir = core.staging().stage_dir(mac.to_string());
-    let image = dir.add(&name, data).map_err(|e| e.to_string())?;
+    let image = dir.add(&name, data)?;
     let list_name = format!("{}.txt", name.trim_end_matches(".tar"));
-    let list = dir
-        .add(&list_name, name.clone())
-        .map_err(|e| e.to_string())?;
+    let list = dir.add(&list_name, name.clone())?;
     let msg = Message::ImageUpgrade {
         url: list.url(core.config().proxy_ip.into()),
         reload: ImageReload::Immediate,

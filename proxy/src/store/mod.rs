@@ -52,7 +52,6 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod journal;
 pub mod line;
@@ -331,7 +330,7 @@ impl Store {
     /// is written. (After a crash in the middle, some may be on disk; none
     /// was acknowledged.)
     pub fn apply_batch(&mut self, changes: Vec<Change<'_>>) -> Result<Vec<Applied>, StoreError> {
-        let now = unix_now();
+        let now = crate::clock::unix_secs();
         // New versions of the records touched, in first-touch order.
         let mut staged: Vec<ClientRecord> = Vec::new();
         let mut staged_at: HashMap<Mac, usize> = HashMap::new();
@@ -511,11 +510,4 @@ impl Store {
             .filter(|&i| self.records[i].udi.as_ref() == Some(udi))
             .max_by_key(|&i| self.rank(i))
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
