@@ -7,9 +7,12 @@
 //!
 //! Its parts: [`flags`] (the command line and its merge with the file),
 //! [`wiring`] (the director's sockets and the proxy core), [`control`]
-//! (what the control socket and `/metrics` see and change).
+//! (what the control socket and `/metrics` see and change), [`supervise`]
+//! (every task under one `JoinSet`: a task that panics or fails stops the
+//! daemon with its name and error).
 mod control;
 mod flags;
+mod supervise;
 mod wiring;
 
 use std::sync::Arc;
@@ -89,6 +92,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     log::info!("proxy database: {} entries", store.len());
     let mut events = dp.take_events().context("event stream already taken")??;
     let cancel = CancellationToken::new();
+    let (supervisor, mut failure) = supervise::Supervisor::start();
     let base = Arc::new(wiring::Base {
         run: run.clone(),
         table,
@@ -100,22 +104,18 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         telnet: Arc::default(),
         events: Arc::default(),
         root: cancel.clone(),
+        supervisor: supervisor.clone(),
     });
     // The pump: dataplane events to the running services, if any.
-    let events_task = {
+    let top = tokio_util::task::TaskTracker::new();
+    {
         let cancel = cancel.clone();
         let slot = base.events.clone();
-        tokio::spawn(async move {
+        supervisor.spawn_tracked(&top, "dataplane events", async move {
             loop {
                 let batch = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    batch = events.next_batch() => match batch {
-                        Ok(batch) => batch,
-                        Err(e) => {
-                            log::error!("dataplane events: {e}");
-                            break;
-                        }
-                    },
+                    () = cancel.cancelled() => return Ok(()),
+                    batch = events.next_batch() => batch.context("dataplane events")?,
                 };
                 batch.iter().for_each(log_event);
                 let to = slot
@@ -127,24 +127,34 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
                     let _ = to.send(batch).await;
                 }
             }
-        })
-    };
+        });
+    }
     let services = wiring::Services::start(&base, cfg).await?;
     let dp = Arc::new(std::sync::Mutex::new(dp));
     let control = Arc::new(control::Control::new(base, services, dp.clone()));
     let server = crate::control::ControlServer::bind(&cfg.control_socket).await?;
-    let control_task = tokio::spawn(server.run(control.clone(), cancel.clone()));
+    let served = server.run(control.clone(), cancel.clone());
+    supervisor.spawn_tracked(&top, "control socket", async move {
+        served.await;
+        Ok(())
+    });
     let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
-    let metrics_task = tokio::spawn(metrics.run(control.clone(), cancel.clone()));
-    tokio::spawn(return_freed_memory(cancel.clone()));
+    let served = metrics.run(control.clone(), cancel.clone());
+    supervisor.spawn_tracked(&top, "metrics", async move {
+        served.await;
+        Ok(())
+    });
+    supervisor.spawn_tracked(&top, "memory trim", return_freed_memory(cancel.clone()));
     println!("smi-proxy: ready");
-    signals.wait().await;
+    let failed = tokio::select! {
+        () = signals.wait() => None,
+        Ok(e) = &mut failure => Some(e),
+    };
     log::info!("stopping");
     control.stop("the daemon stopped").await;
     cancel.cancel();
-    let _ = events_task.await;
-    let _ = control_task.await;
-    let _ = metrics_task.await;
+    top.close();
+    top.wait().await;
     let _ = std::fs::remove_file(&cfg.control_socket);
     drop(control);
     drop(dp);
@@ -157,7 +167,10 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         },
         cfg.pin_dir.display()
     );
-    Ok(())
+    match failed {
+        Some(e) => Err(e.context("stopped because a task failed")),
+        None => Ok(()),
+    }
 }
 
 /// SIGTERM and SIGINT, registered at start.
@@ -221,12 +234,12 @@ const TRIM_PERIOD: Duration = Duration::from_secs(10);
 /// of switches leaves megabytes freed in glibc's arenas (buffers of
 /// downloads and HTTP exchanges), which glibc keeps unless told: a
 /// 1,000-switch run at rest held 36 MiB, 25 MiB after a trim.
-async fn return_freed_memory(cancel: CancellationToken) {
+async fn return_freed_memory(cancel: CancellationToken) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TRIM_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
         #[cfg(target_env = "gnu")]

@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::flags::{RunConfig, pnp_profile};
+use super::supervise::Supervisor;
 use crate::config::{LocalAddrs, ProxyConfig};
 use crate::dataplane::{ClientTable, DataplaneEvent};
 use crate::logic::Core;
@@ -55,6 +56,8 @@ pub(super) struct Base {
     pub(super) pnp: Arc<PnpStats>,
     /// Counters of the director's messages to clients.
     pub(super) smi: Arc<DirectorStats>,
+    /// Runs every task of every generation.
+    pub(super) supervisor: Supervisor,
     /// Counters of the TFTP server.
     pub(super) tftp: Arc<TftpStats>,
     /// Connections the reverse-telnet listener refused.
@@ -131,7 +134,8 @@ pub(super) struct Services {
     built: Option<Built>,
     profile: Option<PnpProfile>,
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// This generation's tasks (run under the daemon's supervisor).
+    tasks: TaskTracker,
     running: Running,
 }
 
@@ -142,7 +146,7 @@ impl Services {
             built: None,
             profile: None,
             cancel: base.root.child_token(),
-            tasks: Vec::new(),
+            tasks: TaskTracker::new(),
             running: Running::default(),
         }
     }
@@ -174,14 +178,14 @@ impl Services {
                 .await?;
         if let Some(dhcp) = dhcp {
             self.running.dhcp = Some(dhcp.stats.clone());
-            self.tasks.push(dhcp.task);
-            self.tasks.push(dhcp.tap);
+            base.supervisor.adopt(&self.tasks, "DHCP server", dhcp.task);
+            base.supervisor.adopt(&self.tasks, "DHCP tap", dhcp.tap);
         }
         match proxy_ip {
             Some(ip) => {
-                let (core, tasks) = start_director(base, cfg, ip, rx, self.cancel.clone()).await?;
+                let core =
+                    start_director(base, cfg, ip, rx, &self.tasks, self.cancel.clone()).await?;
                 self.running.core = Some(core);
-                self.tasks.extend(tasks);
             }
             None if cfg.enabled => log::warn!(
                 "no proxy address (ip_address, interface or --proxy-ip): running the dataplane only"
@@ -203,9 +207,8 @@ impl Services {
             core.stop(why).await;
         }
         self.cancel.cancel();
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Makes the services follow `cfg` (see the module's comment): the
@@ -235,16 +238,18 @@ impl Services {
 
 /// Binds the director's sockets on `ip` (TFTP 69, SMI 4786, telnet 19140),
 /// stages the tailored configuration and starts the proxy core (with the
-/// PnP agents of the active profile, if any): the core and its tasks.
+/// PnP agents of the active profile, if any): the core, its tasks run
+/// under the supervisor and tracked by `tasks`.
 async fn start_director(
     base: &Base,
     cfg: &ProxyConfig,
     ip: Ipv4Addr,
     dataplane: mpsc::Receiver<Batch>,
+    tasks: &TaskTracker,
     cancel: CancellationToken,
-) -> anyhow::Result<(Arc<Core>, Vec<JoinHandle<()>>)> {
+) -> anyhow::Result<Arc<Core>> {
     use crate::smi::{director, tailored, telnet, tftp};
-    let mut tasks = Vec::new();
+    let sup = &base.supervisor;
 
     let creds = tailored::Credentials {
         enable_password: cfg.credentials.enable_password.clone(),
@@ -269,11 +274,9 @@ async fn start_director(
         tftp::TftpLimits::default(),
         cancel.clone(),
     );
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = serve.await {
-            log::error!("TFTP server: {e}");
-        }
-    }));
+    sup.spawn_tracked(tasks, "TFTP server", async move {
+        serve.await.context("TFTP server")
+    });
 
     let limits = director::Limits {
         connect: cfg.limits.probe_timeout(),
@@ -284,18 +287,23 @@ async fn start_director(
         .await
         .with_context(|| format!("SMI listener on {ip}:4786"))?;
     let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel(256);
-    tasks.push(tokio::spawn(director::listen(
+    let listen = director::listen(
         smi,
         limits,
         base.listener.clone(),
         inbound_tx,
         cancel.clone(),
-    )));
+    );
+    sup.spawn_tracked(tasks, "SMI listener", async move {
+        listen.await;
+        Ok(())
+    });
     // MODELLED: client-to-director messages have no public layout; they
     // are logged by the listener and otherwise ignored.
-    tasks.push(tokio::spawn(async move {
+    sup.spawn_tracked(tasks, "SMI inbound", async move {
         while inbound_rx.recv().await.is_some() {}
-    }));
+        Ok(())
+    });
 
     let tel = tokio::net::TcpListener::bind((ip, telnet::TELNET_PORT))
         .await
@@ -334,14 +342,22 @@ async fn start_director(
         reports: reports_rx,
     };
     let expects = core.clone();
-    tasks.push(tokio::spawn(telnet::listen(
+    let listen = telnet::listen(
         tel,
         cfg.limits.telnet_timeout(),
         move |peer| expects.expects_telnet(peer),
         base.telnet.clone(),
         tel_tx,
         cancel.clone(),
-    )));
-    tasks.push(tokio::spawn(core.clone().run(inputs)));
-    Ok((core, tasks))
+    );
+    sup.spawn_tracked(tasks, "telnet listener", async move {
+        listen.await;
+        Ok(())
+    });
+    let run = core.clone().run(inputs);
+    sup.spawn_tracked(tasks, "proxy core", async move {
+        run.await;
+        Ok(())
+    });
+    Ok(core)
 }
