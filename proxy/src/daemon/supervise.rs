@@ -57,7 +57,8 @@ impl Supervisor {
     /// Supervises a task spawned elsewhere through its handle.
     pub(super) fn adopt(&self, tracker: &TaskTracker, name: &'static str, task: JoinHandle<()>) {
         self.spawn_tracked(tracker, name, async move {
-            task.await.map_err(|e| anyhow::Error::new(Ended(describe(e))))
+            task.await
+                .map_err(|e| anyhow::Error::new(Ended(describe(e))))
         });
     }
 }

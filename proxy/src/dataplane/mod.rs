@@ -561,14 +561,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Formats a MAC the Cisco way: `001e.f76d.af80`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    format!(
-        "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
-        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
-    )
-}
-
 /// The name of a kernel client state (`proxy_common::state`).
 pub fn state_name(s: u8) -> &'static str {
     use proxy_common::state::*;

@@ -263,7 +263,7 @@ impl ClientMessage {
 
     /// The MAC as the daemon's logs write it (`001e.f700.0007`).
     pub fn mac_text(&self) -> String {
-        crate::dataplane::format_mac(&self.mac)
+        crate::mac::Mac(self.mac).to_string()
     }
 }
 

@@ -44,8 +44,10 @@ pub use server::{
     DhcpServerConfig, DhcpStats, ForeignServer, ForeignServers, LeaseBound, ServeInterface, spawn,
 };
 
+use crate::clock::monotonic_ns;
 use crate::config::{DhcpPool, ProxyConfig};
-use crate::dataplane::{ClientTable, DataplaneEvent, format_mac};
+use crate::dataplane::{ClientTable, DataplaneEvent};
+use crate::mac::Mac;
 use proxy_common::state;
 
 /// Capacity of the tapped event channel (as the daemon's own).
@@ -123,7 +125,7 @@ pub async fn start_from(
         if let Err(e) = learn_in_kernel(&table, b) {
             log::warn!(
                 "DHCP: {} bound to {}, but the kernel client table was not updated: {e}",
-                format_mac(&b.mac),
+                Mac(b.mac),
                 b.ip
             );
         }
@@ -150,19 +152,6 @@ fn learn_in_kernel(
             e.state = state::DISCOVERED;
         }
     })
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// [`start_from`] with the settings spelt out; `learn` is called for each

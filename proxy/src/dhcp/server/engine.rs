@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::stats::bump;
 use super::{DhcpServerConfig, DhcpStats, ForeignServers, LeaseBound};
-use crate::dataplane::format_mac;
 use crate::dhcp::codec::{self, ClientMessage, ReplyKind, ReplyOptions, RequestKind};
 use crate::dhcp::leases::{LeaseError, LeaseTable};
+use crate::mac::Mac;
 
 /// A reply ready to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Engine {
             log::warn!(
                 "DHCP server {} ({}) answers on vlan {}: local DHCP server stays silent",
                 server.ip,
-                format_mac(&server.mac),
+                Mac(server.mac),
                 server.vlan
             );
         }

@@ -18,9 +18,10 @@ use super::stats::bump;
 use super::{
     DhcpServerConfig, DhcpStats, ForeignServers, MAX_DEFERRED_OFFERS, ServeInterface, open_socket,
 };
-use crate::dataplane::format_mac;
+use crate::clock::unix_secs;
 use crate::dhcp::codec::{RequestKind, SERVER_PORT, decode_request};
 use crate::dhcp::leases::{FILE_NAME, LeaseFileError, LeaseTable};
+use crate::mac::Mac;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +70,7 @@ impl Engine {
             if tx.try_send(bound).is_err() {
                 log::warn!(
                     "DHCP: {} bound to {}, but the daemon was not told (queue full or closed)",
-                    format_mac(&bound.mac),
+                    Mac(bound.mac),
                     bound.ip
                 );
             }
@@ -89,14 +90,6 @@ impl Engine {
             Err(e) => log::error!("DHCP: lease writer: {e}"),
         }
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Starts the server: loads the lease file, opens one socket per interface
@@ -216,12 +209,12 @@ async fn serve_interface(
                 if engine.silenced(vlan) {
                     return;
                 }
-                let out = engine.offer(&req, now_unix());
+                let out = engine.offer(&req, unix_secs());
                 engine.finish(out, &socket).await;
             });
             continue;
         }
-        let out = engine.handle(&req, vlan, now_unix());
+        let out = engine.handle(&req, vlan, unix_secs());
         engine.finish(out, &socket).await;
     }
 }
