@@ -3,20 +3,35 @@
 //! the test answers; timer tests run on tokio's paused clock.
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use super::pacing::{Exchange, Next, Pacer};
+use super::transport::{Endpoints, endpoints};
 use super::*;
 use crate::pnp::codec::{
-    AgentBody, AgentMessage, ApplyTo, Backoff, ConfigUpgrade, DeviceInfoReply, DeviceInfoType,
-    ImageInfo, ReloadPolicy, ResponseBody, ServerMessage, SmiRefusal, Source,
+    self, AgentBody, AgentMessage, ApplyTo, Backoff, BackoffAction, ConfigUpgrade, DeviceInfoReply,
+    DeviceInfoType, Envelope, ImageInfo, Job, ReloadPolicy, Request, Response, ResponseBody,
+    ServerBody, ServerMessage, Service, SmiRefusal, Source, WorkRequest,
 };
+use crate::udi::Udi;
 
 const UDI: &str = "PID:WS-C2960X-48TS-L,VID:V05,SN:FOC1234X0AB";
 const MAC: &str = "00:11:22:33:44:55";
