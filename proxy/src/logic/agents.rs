@@ -87,7 +87,7 @@ impl Core {
             AgentIdentity {
                 udi,
                 hostname: Some(rec.hostname),
-                mac: mac.to_string(),
+                mac,
             },
             self.jobs.clone(),
             self.reports.clone(),

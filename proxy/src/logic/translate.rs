@@ -28,15 +28,7 @@ use crate::store::{ConfigSource, EntryState, JobStatus, Mac, Method};
 pub async fn handle(core: Arc<Core>, job: JobRequest) {
     let correlator = job.request.correlator.clone();
     let service = job.request.job.service();
-    let response = match job.mac.parse::<Mac>() {
-        Ok(mac) => run(&core, mac, &job.request.job, &correlator).await,
-        Err(e) => failed(
-            service.clone(),
-            &correlator,
-            "PnP Service Error 1402",
-            &format!("unknown client: {e}"),
-        ),
-    };
+    let response = run(&core, job.mac, &job.request.job, &correlator).await;
     log::info!(
         target: "smi_proxy",
         "{} {}: {} -> {}",

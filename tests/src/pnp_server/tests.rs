@@ -749,7 +749,7 @@ async fn the_proxy_agent_works_against_it_over_https_with_a_pinned_certificate()
     let identity = AgentIdentity {
         udi: udi(UDI),
         hostname: None,
-        mac: "00:11:22:33:44:55".to_owned(),
+        mac: proxy::mac::Mac([0x00, 0x11, 0x22, 0x33, 0x44, 0x55]),
     };
     let agent = spawn_agent(shared, identity, jobs_tx, events_tx, cancel.clone());
 

@@ -4,6 +4,7 @@
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::mac::Mac;
 use crate::pnp::codec::{Request, Response, Service};
 use crate::udi::Udi;
 
@@ -14,9 +15,9 @@ pub struct AgentIdentity {
     pub udi: Udi,
     /// Its hostname, sent in `<deviceId>` when known.
     pub hostname: Option<String>,
-    /// Its MAC address, as the proxy logic writes it; handed back in every
+    /// The MAC the proxy logic knows it by; handed back in every
     /// [`JobRequest`].
-    pub mac: String,
+    pub mac: Mac,
 }
 
 /// A job for the proxy logic: run `request` for the switch and answer on
@@ -28,7 +29,7 @@ pub struct JobRequest {
     /// The switch's UDI.
     pub udi: Udi,
     /// The switch's MAC address (from [`AgentIdentity::mac`]).
-    pub mac: String,
+    pub mac: Mac,
     /// The server's request (never a backoff: the agent handles those).
     pub request: Request,
     /// Where the result goes.

@@ -307,7 +307,7 @@ impl Agent {
         let (reply, result) = oneshot::channel();
         let job = JobRequest {
             udi: self.identity.udi.clone(),
-            mac: self.identity.mac.clone(),
+            mac: self.identity.mac,
             request,
             reply,
         };

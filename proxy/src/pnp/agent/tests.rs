@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::mac::Mac;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
@@ -34,7 +35,7 @@ use crate::pnp::codec::{
 use crate::udi::Udi;
 
 const UDI: &str = "PID:WS-C2960X-48TS-L,VID:V05,SN:FOC1234X0AB";
-const MAC: &str = "00:11:22:33:44:55";
+const MAC: Mac = Mac([0x00, 0x11, 0x22, 0x33, 0x44, 0x55]);
 
 fn udi() -> Udi {
     UDI.parse().expect("test UDI")
@@ -187,7 +188,7 @@ impl Fixture {
         let identity = AgentIdentity {
             udi: udi(),
             hostname: Some("sw1".to_owned()),
-            mac: MAC.to_owned(),
+            mac: MAC,
         };
         let agent = tokio::spawn(
             Agent::new(shared, identity, jobs_tx, events_tx, cancel.clone())
