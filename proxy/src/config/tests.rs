@@ -1,5 +1,6 @@
 use super::*;
 use crate::show::ShowCommand;
+use std::time::Duration;
 
 const DOCS: &str = include_str!("../../../docs/configuration.md");
 
