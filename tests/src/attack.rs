@@ -1,6 +1,7 @@
 //! Hostile traffic put on the lab's switch segment while the switches
 //! onboard (`smi-lab --attack`, `smi-bench hostile`): one sender, as fast
-//! as it goes, from its own thread, for [`ATTACK_MAX`] or until stopped.
+//! as it goes, from its own thread, for at least [`ATTACK_MIN`] and at most
+//! [`ATTACK_MAX`] (the onboarding ends it in between).
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use crate::netns::RawSocket;
 
 /// Longest an attack runs.
 pub const ATTACK_MAX: Duration = Duration::from_secs(30);
+/// Shortest an attack runs, even when the switches finish sooner.
+pub const ATTACK_MIN: Duration = Duration::from_secs(10);
 
 /// Which attack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -82,8 +85,23 @@ pub struct Sent {
     pub secs: f64,
 }
 
+/// Sends one frame of a flood: a full device queue (`ENOBUFS`, `EAGAIN`)
+/// drops it, as a NIC would; any other error ends the attack.
+fn flood(raw: &RawSocket, frame: &[u8]) -> anyhow::Result<()> {
+    match raw.try_send(frame) {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOBUFS)
+                || e.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            Ok(())
+        }
+        other => other.context("attack frame"),
+    }
+}
+
 /// A running attack.
 pub struct Attacker {
+    started: Instant,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<anyhow::Result<Sent>>,
 }
@@ -109,7 +127,16 @@ impl Attacker {
             .context("the proxy's MAC")?;
         let flag = stop.clone();
         let thread = std::thread::spawn(move || run(attack, &sw_ns, &px_ns, proxy_mac, &flag));
-        Ok(Some(Self { stop, thread }))
+        Ok(Some(Self {
+            started: Instant::now(),
+            stop,
+            thread,
+        }))
+    }
+
+    /// How much longer it must run to have run [`ATTACK_MIN`].
+    pub fn min_remaining(&self) -> Duration {
+        ATTACK_MIN.saturating_sub(self.started.elapsed())
     }
 
     /// Stops it; what it sent.
@@ -148,7 +175,7 @@ fn run(
                 let mac = mac_of(units);
                 let frame = Dhcp::cisco_client(mac, units as u32, msg::DISCOVER)
                     .frame(&L2::broadcast(mac), [0; 4]);
-                raw.send(&frame)?;
+                flood(&raw, &frame)?;
                 units += 1;
             }
         }
@@ -167,7 +194,7 @@ fn run(
                     [192, 0, 2, 66],
                 )
                 .frame(&l2, [192, 0, 2, 66]);
-                raw.send(&frame)?;
+                flood(&raw, &frame)?;
                 units += 1;
             }
         }
@@ -186,7 +213,7 @@ fn run(
                     &[],
                     &frames::tcp(40_000 + (units % 20_000) as u16, 4786, 0x18, &payload),
                 );
-                raw.send(&frame)?;
+                flood(&raw, &frame)?;
                 units += 1;
             }
         }
@@ -209,7 +236,7 @@ fn run(
                         &[],
                         &frames::udp(40_069, 69, &rrq),
                     );
-                    raw.send(&frame)?;
+                    flood(&raw, &frame)?;
                 } else {
                     // Past XDP: the server refuses it (and answers ERROR).
                     let _ = local.send_to(&rrq, SocketAddr::from((PROXY_IP, 69)));

@@ -197,10 +197,17 @@ impl RawSocket {
 
     /// Sends one frame.
     pub fn send(&self, frame: &[u8]) -> anyhow::Result<()> {
+        self.try_send(frame)
+            .map_err(|e| anyhow::anyhow!("send: {e}"))
+    }
+
+    /// Sends one frame; the system's error as it is (a flood meets
+    /// `ENOBUFS` when the device queue is full).
+    pub fn try_send(&self, frame: &[u8]) -> std::io::Result<()> {
         // SAFETY: valid fd and buffer.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
         if n < 0 {
-            bail!("send: {}", std::io::Error::last_os_error());
+            return Err(std::io::Error::last_os_error());
         }
         Ok(())
     }

@@ -166,6 +166,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         })
         .enable_all()
         .build()
+        .map(|rt| ServerRuntime(Some(rt)))
         .context("PnP server runtime")?;
     let mut external = None;
     let builtin = match &args.pnp_server_cmd {
@@ -305,6 +306,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprintln!("\r{}", bar(&stages, stuck(&stages, &failed), started));
     let sent = match attacker {
         Some(a) => {
+            tokio::time::sleep(a.min_remaining()).await;
             let sent = a.stop()?;
             eprintln!(
                 "smi-lab: attack {}: {} {} in {:.1} s",
@@ -459,7 +461,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         let _ = child.wait();
     }
     drop(builtin);
-    server_rt.shutdown_background();
+    drop(server_rt);
     // The switch segment first: deleting its namespace removes every
     // switch's macvlan in one batch, after which the thousands of switch
     // namespaces are empty and go at once (deleted the other way round,
@@ -507,4 +509,25 @@ fn download_totals(json: &str) -> String {
         count("image"),
         count("config")
     )
+}
+
+/// The PnP server's runtime, shut down in the background when dropped, on
+/// every path out of [`run`] (dropped the plain way inside the lab's own
+/// runtime, it would panic).
+struct ServerRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for ServerRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
