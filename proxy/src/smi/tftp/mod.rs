@@ -254,6 +254,7 @@ pub async fn serve(
         permits: Arc::new(Semaphore::new(limits.max_transfers)),
         active: Arc::new(Mutex::new(HashSet::new())),
         tasks: JoinSet::new(),
+        refusals: crate::logging::Throttle::new(),
     };
     // One byte more than the largest request, to tell oversized ones apart.
     let mut buf = vec![0u8; MAX_CONTROL_LEN.saturating_add(1)];
@@ -307,6 +308,8 @@ struct Server {
     permits: Arc<Semaphore>,
     active: ActiveSet,
     tasks: JoinSet<()>,
+    /// Bounds the warnings of refused requests (a flood of guesses).
+    refusals: crate::logging::Throttle,
 }
 
 impl Server {
@@ -327,7 +330,10 @@ impl Server {
                 return;
             }
             Err(err) => {
-                log::warn!("tftp: {peer}: malformed request: {err}");
+                if let Some(skipped) = self.refusals.allow() {
+                    let more = crate::logging::skipped_note(skipped);
+                    log::warn!("tftp: {peer}: malformed request: {err}{more}");
+                }
                 let (code, message) = match err {
                     DecodeError::InvalidOption { .. }
                     | DecodeError::DuplicateOption(_)
@@ -351,11 +357,14 @@ impl Server {
             return;
         }
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            log::warn!(
-                "tftp: {peer}: {kind} {:?} refused, {} transfers running",
-                request.filename,
-                self.limits.max_transfers
-            );
+            if let Some(skipped) = self.refusals.allow() {
+                log::warn!(
+                    "tftp: {peer}: {kind} {:?} refused, {} transfers running{}",
+                    request.filename,
+                    self.limits.max_transfers,
+                    crate::logging::skipped_note(skipped)
+                );
+            }
             TftpStats::bump(&self.staging.stats().busy, 1);
             self.send_error(peer, ErrorCode::NotDefined, "server busy")
                 .await;
@@ -364,7 +373,13 @@ impl Server {
         let target = match self.find(&request, upload) {
             Ok(target) => target,
             Err(err) => {
-                log::warn!("tftp: {peer}: {kind} {:?} refused: {err}", request.filename);
+                if let Some(skipped) = self.refusals.allow() {
+                    log::warn!(
+                        "tftp: {peer}: {kind} {:?} refused: {err}{}",
+                        request.filename,
+                        crate::logging::skipped_note(skipped)
+                    );
+                }
                 let (code, message) = match err {
                     LookupError::NotFound => (ErrorCode::FileNotFound, "File not found"),
                     LookupError::Refused(_)
