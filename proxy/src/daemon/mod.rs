@@ -203,15 +203,15 @@ fn log_event(ev: &DataplaneEvent) {
             client_id,
             requested,
             ..
-        } => log::info!(
+        } => log::debug!(
             "new client {mac} vlan {} client-id {:?} requested {:?}",
             ev.vlan,
             String::from_utf8_lossy(client_id.strip_prefix(&[0]).unwrap_or(client_id)),
             requested
         ),
-        EventKind::AddressLearned(ip) => log::info!("client {mac} vlan {} got {ip}", ev.vlan),
+        EventKind::AddressLearned(ip) => log::debug!("client {mac} vlan {} got {ip}", ev.vlan),
         EventKind::SmiDropped { reason, len_word } => {
-            log::warn!(
+            log::debug!(
                 "SMI from {mac} vlan {} dropped: {reason:?} (length word {len_word})",
                 ev.vlan
             )
@@ -220,7 +220,7 @@ fn log_event(ev: &DataplaneEvent) {
             log::debug!("DHCP server {ip} ({mac}) offered on vlan {}", ev.vlan)
         }
         EventKind::ClientRestarted => {
-            log::info!("client {mac} restarted (DHCP discover while upgrading)")
+            log::debug!("client {mac} restarted (DHCP discover while upgrading)")
         }
         EventKind::Unknown(k) => log::debug!("unknown dataplane event kind {k} from {mac}"),
     }

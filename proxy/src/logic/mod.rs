@@ -117,6 +117,8 @@ pub struct Core {
     fetches: fetch::FetchCache,
     /// Admission of deliveries ([`DELIVERIES_MAX`]).
     deliveries: tokio::sync::Semaphore,
+    /// Bounds the lines of dataplane events a flood can cause.
+    event_log: Mutex<crate::logging::Throttle>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,6 +185,7 @@ impl Core {
             neigh,
             fetches: fetch::FetchCache::default(),
             deliveries: tokio::sync::Semaphore::new(DELIVERIES_MAX),
+            event_log: Mutex::new(crate::logging::Throttle::new()),
         });
         (core, jobs_tx, jobs_rx, reports_rx)
     }

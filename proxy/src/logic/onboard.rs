@@ -102,7 +102,10 @@ impl Core {
                 let cid =
                     String::from_utf8_lossy(client_id.strip_prefix(&[0]).unwrap_or(&client_id))
                         .into_owned();
-                log::info!(target: "smi_proxy", "{mac}: new client on VLAN {} (client-id {cid:?})", ev.vlan);
+                if let Some(skipped) = lock(&self.event_log).allow() {
+                    let more = crate::logging::skipped_note(skipped);
+                    log::info!(target: "smi_proxy", "{mac}: new client on VLAN {} (client-id {cid:?}){more}", ev.vlan);
+                }
                 let mut rec = ClientRecord::new(mac, unix_secs());
                 rec.vlan = ev.vlan;
                 self.insert(rec);
@@ -131,7 +134,10 @@ impl Core {
                 }
             }
             EventKind::SmiDropped { reason, len_word } => {
-                log::warn!(target: "smi_proxy", "{mac}: SMI dropped in XDP: {reason:?} (length word {len_word})");
+                if let Some(skipped) = lock(&self.event_log).allow() {
+                    let more = crate::logging::skipped_note(skipped);
+                    log::warn!(target: "smi_proxy", "{mac}: SMI dropped in XDP: {reason:?} (length word {len_word}){more}");
+                }
             }
             EventKind::DhcpServerSeen(_) | EventKind::Unknown(_) => {}
         }
