@@ -5,7 +5,8 @@
 //! A startup VLAN is where unknown boxes appear, and any host can send DHCP
 //! with any MAC: a record per MAC seen would let a DISCOVER flood grow the
 //! database without end. So a client lives in [`Pending`] (at most
-//! [`PENDING_MAX`], the oldest evicted first and counted) until an edit
+//! [`PENDING_MAX`], the oldest evicted first and counted, those without an
+//! address before those with one) until an edit
 //! gives it a UDI, and only then is written to the database. A client
 //! evicted or lost with a restart is not forgotten by the kernel's client
 //! map, which the logic reads again at start.
@@ -41,35 +42,67 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Unidentified clients, oldest first out.
+/// Unidentified clients, oldest first out: those the dataplane saw only
+/// asking (a DISCOVER flood of random MACs is all of this kind) before
+/// those that got an address, so that a flood cannot evict a real switch
+/// on its way to identification.
 #[derive(Debug, Default)]
 struct Pending {
+    /// MAC -> record, insertion number.
     records: HashMap<Mac, (ClientRecord, u64)>,
-    /// Insertion number -> MAC, for eviction in age order.
-    order: BTreeMap<u64, Mac>,
+    /// Insertion number -> MAC of the clients without an address, for
+    /// eviction in age order.
+    asking: BTreeMap<u64, Mac>,
+    /// The same for the clients with an address.
+    addressed: BTreeMap<u64, Mac>,
     next: u64,
 }
 
 impl Pending {
+    fn order(&mut self, record: &ClientRecord) -> &mut BTreeMap<u64, Mac> {
+        if record.ip.is_some() {
+            &mut self.addressed
+        } else {
+            &mut self.asking
+        }
+    }
+
     fn remove(&mut self, mac: Mac) -> Option<ClientRecord> {
         let (record, seq) = self.records.remove(&mac)?;
-        self.order.remove(&seq);
+        self.order(&record).remove(&seq);
         Some(record)
     }
 
-    /// Adds `record`; the oldest is evicted when full (returns whether).
+    /// Adds `record`; the oldest (without an address first) is evicted
+    /// when full (returns whether).
     fn insert(&mut self, record: ClientRecord, cap: usize) -> bool {
         let mut evicted = false;
-        if self.records.len() >= cap
-            && let Some((_, oldest)) = self.order.pop_first()
-        {
-            self.records.remove(&oldest);
-            evicted = true;
+        if self.records.len() >= cap {
+            let oldest = match self.asking.pop_first() {
+                Some(oldest) => Some(oldest),
+                None => self.addressed.pop_first(),
+            };
+            if let Some((_, mac)) = oldest {
+                self.records.remove(&mac);
+                evicted = true;
+            }
         }
         self.next += 1;
-        self.order.insert(self.next, record.mac);
-        self.records.insert(record.mac, (record, self.next));
+        let seq = self.next;
+        self.order(&record).insert(seq, record.mac);
+        self.records.insert(record.mac, (record, seq));
         evicted
+    }
+
+    /// Replaces the record of a held client (moving it to the addressed
+    /// order if it got an address).
+    fn replace(&mut self, record: ClientRecord) {
+        let Some((old, seq)) = self.records.remove(&record.mac) else {
+            return;
+        };
+        self.order(&old).remove(&seq);
+        self.order(&record).insert(seq, record.mac);
+        self.records.insert(record.mac, (record, seq));
     }
 }
 
@@ -115,12 +148,13 @@ impl Clients {
     pub fn all(&self) -> Vec<ClientRecord> {
         let mut all: Vec<ClientRecord> = lock(&self.store).iter().cloned().collect();
         let pending = lock(&self.pending);
-        all.extend(
-            pending
-                .order
-                .values()
-                .filter_map(|mac| pending.records.get(mac).map(|(r, _)| r.clone())),
-        );
+        let mut held: Vec<(u64, ClientRecord)> = pending
+            .records
+            .values()
+            .map(|(r, seq)| (*seq, r.clone()))
+            .collect();
+        held.sort_by_key(|(seq, _)| *seq);
+        all.extend(held.into_iter().map(|(_, r)| r));
         all
     }
 
@@ -166,8 +200,8 @@ impl Clients {
         if next.udi.is_some() {
             blocking(|| store.insert_if_missing(next))?;
             pending.remove(mac);
-        } else if let Some((record, _)) = pending.records.get_mut(&mac) {
-            *record = next;
+        } else {
+            pending.replace(next);
         }
         Ok(())
     }
@@ -286,5 +320,34 @@ mod tests {
                 .expect("insert")
         );
         assert_eq!(clients.all().len(), 100);
+    }
+
+    #[test]
+    fn a_flood_does_not_evict_a_client_with_an_address() {
+        let dir = TempDir::new("flood-addressed");
+        let store = Arc::new(Mutex::new(Store::open(&dir.0).expect("store")));
+        let clients = Clients::new(store, 100);
+        let switch = mac(5_000);
+        assert!(
+            clients
+                .insert(ClientRecord::new(switch, 1))
+                .expect("insert")
+        );
+        clients
+            .update(switch, |r| {
+                r.ip = Some(std::net::Ipv4Addr::new(192, 0, 2, 100))
+            })
+            .expect("update");
+        for n in 0..1_000 {
+            clients
+                .insert(ClientRecord::new(mac(n), 1))
+                .expect("insert");
+        }
+        assert_eq!(clients.pending(), 100);
+        assert!(
+            clients.get(switch).is_some(),
+            "the addressed client outlived the flood"
+        );
+        assert!(clients.get(mac(899)).is_none() && clients.get(mac(999)).is_some());
     }
 }
