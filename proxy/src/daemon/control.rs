@@ -1,9 +1,15 @@
 //! What the control socket and `/metrics` see and change in the running
 //! daemon.
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use proxy_common::Policy;
 
 use super::flags::{ConfigFile, policy_for};
@@ -240,124 +246,116 @@ impl crate::control::ControlHandler for Control {
     }
 }
 
-impl crate::metrics::MetricsSource for Control {
-    fn render(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let mut out = crate::metrics::Exposition::new();
-        let dp = self
+/// The `/metrics` collector of what is read at scrape time: the XDP
+/// counters and the kernel map, the proxy database, the unidentified
+/// clients and the running DHCP server's counters.
+pub(super) struct Scrape(pub(super) Arc<Control>);
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+/// Encodes the family `name` of `kind` (a counter or a gauge): one sample
+/// per `(label value, value)` of `samples`, each with the one label `label`.
+fn family<'v>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &'static str,
+    samples: impl IntoIterator<Item = (&'v str, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value, n) in samples {
+        let labels = [(label, value)];
+        let sample = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => ConstGauge::new(n).encode(sample)?,
+            _ => ConstCounter::new(n).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+/// The count of each key of `keys`, in key order.
+fn tally<'k>(keys: impl Iterator<Item = &'k str>) -> BTreeMap<&'k str, u64> {
+    let mut counts = BTreeMap::new();
+    for key in keys {
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let control = &self.0;
+        let dp = control
             .dataplane
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Ok(counters) = dp.counters() {
-            let mut f = out.counter(
-                "smi_proxy_xdp_frames_total",
+        let counters = dp.counters().ok();
+        let entries = dp.table().entries().ok();
+        drop(dp);
+        if let Some(counters) = counters {
+            family(
+                &mut encoder,
+                "smi_proxy_xdp_frames",
                 "Frames seen by the XDP classifier, by class and verdict or reason.",
-            );
-            for (name, value) in proxy_common::counter::NAMES.iter().zip(counters) {
-                f.sample(&[("counter", name)], value);
-            }
+                MetricType::Counter,
+                "counter",
+                proxy_common::counter::NAMES.iter().copied().zip(counters),
+            )?;
         }
-        if let Ok(entries) = dp.table().entries() {
-            let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
-            for (_, e) in &entries {
-                *by_state.entry(dataplane::state_name(e.state)).or_default() += 1;
-            }
-            let mut f = out.gauge(
+        if let Some(entries) = entries {
+            let by_state = tally(entries.iter().map(|(_, e)| dataplane::state_name(e.state)));
+            family(
+                &mut encoder,
                 "smi_proxy_kernel_clients",
                 "Clients in the kernel map, by dataplane state.",
-            );
-            for (state, n) in by_state {
-                f.sample(&[("state", state)], n);
-            }
+                MetricType::Gauge,
+                "state",
+                by_state,
+            )?;
         }
-        drop(dp);
-        if let Some(dhcp) = &self.running().dhcp {
-            dhcp.render(&mut out);
+        let running = control.running();
+        if let Some(dhcp) = &running.dhcp {
+            dhcp.collect(&mut encoder)?;
         }
-        let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
-        for r in self
-            .base
-            .store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            *by_state.entry(r.state.token()).or_default() += 1;
-        }
-        let mut f = out.gauge(
+        let by_state = {
+            let store = control
+                .base
+                .store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tally(store.iter().map(|r| r.state.token()))
+        };
+        family(
+            &mut encoder,
             "smi_proxy_clients",
             "Clients in the proxy database, by entry state.",
-        );
-        for (state, n) in by_state {
-            f.sample(&[("state", state)], n);
-        }
-        if let Some(core) = &self.running().core {
+            MetricType::Gauge,
+            "state",
+            by_state,
+        )?;
+        if let Some(core) = &running.core {
             let (pending, evicted) = core.pending();
-            out.gauge(
+            let gauge = ConstGauge::new(pending as u64);
+            gauge.encode(encoder.encode_descriptor(
                 "smi_proxy_unidentified_clients",
                 "Clients seen but not identified yet, held in memory (not in the database).",
-            )
-            .value(pending as u64);
-            out.counter(
-                "smi_proxy_unidentified_evicted_total",
+                None,
+                gauge.metric_type(),
+            )?)?;
+            let counter = ConstCounter::new(evicted);
+            counter.encode(encoder.encode_descriptor(
+                "smi_proxy_unidentified_evicted",
                 "Unidentified clients evicted, oldest first, to stay within the bound.",
-            )
-            .value(evicted);
+                None,
+                counter.metric_type(),
+            )?)?;
         }
-        let t = &self.base.tftp;
-        out.counter("smi_proxy_tftp_bytes_served_total", "Bytes served by TFTP.")
-            .value(t.bytes_served());
-        out.counter(
-            "smi_proxy_tftp_transfers_total",
-            "TFTP transfers, by outcome (refused: unknown path, malformed request or \
-             write without an upload slot; busy: over the transfer cap).",
-        )
-        .sample(&[("outcome", "started")], t.transfers_started())
-        .sample(&[("outcome", "completed")], t.transfers_completed())
-        .sample(&[("outcome", "failed")], t.transfers_failed())
-        .sample(&[("outcome", "refused")], t.requests_refused())
-        .sample(&[("outcome", "busy")], t.requests_busy());
-        let l = &self.base.listener;
-        out.counter(
-            "smi_proxy_smi_inbound_total",
-            "Connections and messages on the director's 4786 listener.",
-        )
-        .sample(&[("event", "accepted")], l.accepted.load(Relaxed))
-        .sample(&[("event", "refused_busy")], l.refused_busy.load(Relaxed))
-        .sample(&[("event", "message")], l.messages.load(Relaxed))
-        .sample(&[("event", "unknown_type")], l.unknown.load(Relaxed))
-        .sample(&[("event", "malformed")], l.malformed.load(Relaxed));
-        let tel = &self.base.telnet;
-        out.counter(
-            "smi_proxy_telnet_refused_total",
-            "Reverse-telnet connections closed at once, by reason: unexpected (no \
-             identification waits for that address), busy (over the session caps).",
-        )
-        .sample(&[("reason", "unexpected")], tel.unexpected.load(Relaxed))
-        .sample(&[("reason", "busy")], tel.busy.load(Relaxed));
-        let mut f = out.counter(
-            "smi_proxy_smi_exchanges_total",
-            "Director messages to clients (probe; config_upgrade, type 3; image_upgrade, \
-             type 2; run_cli, type 8), by outcome: sent counts every attempt, accepted, rejected and failed \
-             split them.",
-        );
-        for (message, outcome, n) in self.base.smi.samples() {
-            f.sample(
-                &[("message", message.label()), ("outcome", outcome.label())],
-                n,
-            );
-        }
-        let pnp = &self.base.pnp;
-        out.counter(
-            "smi_proxy_pnp_exchanges_total",
-            "PnP messages exchanged with the server, all switches together, by kind.",
-        )
-        .labelled("kind", pnp.exchanges());
-        out.counter(
-            "smi_proxy_pnp_errors_total",
-            "Failed PnP exchanges with the server, by reason.",
-        )
-        .labelled("reason", pnp.errors());
-        out.finish()
+        Ok(())
     }
 }

@@ -130,8 +130,11 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         });
     }
     let services = wiring::Services::start(&base, cfg).await?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    base.register(&mut registry);
     let dp = Arc::new(std::sync::Mutex::new(dp));
     let control = Arc::new(control::Control::new(base, services, dp.clone()));
+    registry.register_collector(Box::new(control::Scrape(control.clone())));
     let server = crate::control::ControlServer::bind(&cfg.control_socket).await?;
     let served = server.run(control.clone(), cancel.clone());
     supervisor.spawn_tracked(&top, "control socket", async move {
@@ -139,7 +142,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         Ok(())
     });
     let metrics = crate::metrics::MetricsServer::bind(cfg.metrics_addr).await?;
-    let served = metrics.run(control.clone(), cancel.clone());
+    let served = metrics.run(Arc::new(registry), cancel.clone());
     supervisor.spawn_tracked(&top, "metrics", async move {
         served.await;
         Ok(())

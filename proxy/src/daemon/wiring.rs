@@ -69,6 +69,16 @@ pub(super) struct Base {
 }
 
 impl Base {
+    /// Registers the counters that outlive the generations with `/metrics`
+    /// (each subsystem names and describes its own).
+    pub(super) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.listener.register(registry);
+        self.smi.register(registry);
+        self.tftp.register(registry);
+        self.telnet.register(registry);
+        self.pnp.register(registry);
+    }
+
     /// The PnP agents' shared state for the active profile of `cfg`.
     fn agents_for(&self, cfg: &ProxyConfig) -> anyhow::Result<Option<Arc<AgentShared>>> {
         match pnp_profile(cfg) {

@@ -99,7 +99,7 @@ pub struct DhcpHandle {
     pub task: JoinHandle<()>,
     /// The event tap (ends after cancellation or when the events end).
     pub tap: JoinHandle<()>,
-    /// Its counters (for `/metrics`: [`DhcpStats::render`]).
+    /// Its counters (for `/metrics`: [`DhcpStats::collect`]).
     pub stats: Arc<DhcpStats>,
     /// The foreign servers it defers to.
     pub foreign: Arc<ForeignServers>,

@@ -6,9 +6,11 @@
 //! word from the wire is checked by the codec before anything is read.
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -158,7 +160,7 @@ pub enum SmiMessage {
 }
 
 impl SmiMessage {
-    /// Every message, in exposition order.
+    /// Every message, in a fixed order.
     pub const ALL: [Self; 5] = [
         Self::Probe,
         Self::ConfigUpgrade,
@@ -206,7 +208,7 @@ pub enum SmiOutcome {
 }
 
 impl SmiOutcome {
-    /// Every outcome, in exposition order.
+    /// Every outcome, in a fixed order.
     pub const ALL: [Self; 4] = [Self::Sent, Self::Accepted, Self::Rejected, Self::Failed];
 
     /// The label value.
@@ -221,13 +223,38 @@ impl SmiOutcome {
 }
 
 /// Counters of the messages the director sent to clients ([`probe`] and
-/// [`send`] outcomes), all clients together. Relaxed atomics.
-#[derive(Debug, Default)]
+/// [`send`] outcomes), all clients together. Every series exists (at 0)
+/// from the start.
+#[derive(Debug)]
 pub struct DirectorStats {
-    counts: [[AtomicU64; SmiOutcome::ALL.len()]; SmiMessage::ALL.len()],
+    family: Family<[(&'static str, &'static str); 2], Counter>,
+    counts: [[Counter; SmiOutcome::ALL.len()]; SmiMessage::ALL.len()],
+}
+
+impl Default for DirectorStats {
+    fn default() -> Self {
+        let family: Family<_, Counter> = Family::default();
+        let counts = SmiMessage::ALL.map(|m| {
+            SmiOutcome::ALL.map(|o| {
+                family.get_or_create_owned(&[("message", m.label()), ("outcome", o.label())])
+            })
+        });
+        Self { family, counts }
+    }
 }
 
 impl DirectorStats {
+    /// Registers `smi_proxy_smi_exchanges_total{message,outcome}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "smi_proxy_smi_exchanges",
+            "Director messages to clients (probe; config_upgrade, type 3; image_upgrade, \
+             type 2; run_cli, type 8), by outcome: sent counts every attempt, accepted, \
+             rejected and failed split them",
+            self.family.clone(),
+        );
+    }
+
     /// Counts one attempt at sending `msg` and its `result` (as [`probe`]
     /// or [`send`] returned it).
     pub fn record(&self, msg: SmiMessage, result: &Result<(), DirectorError>) {
@@ -237,16 +264,16 @@ impl DirectorStats {
             Err(_) => SmiOutcome::Failed,
         };
         let row = &self.counts[msg as usize];
-        row[SmiOutcome::Sent as usize].fetch_add(1, Ordering::Relaxed);
-        row[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        row[SmiOutcome::Sent as usize].inc();
+        row[outcome as usize].inc();
     }
 
     /// The count of `msg` with `outcome`.
     pub fn get(&self, msg: SmiMessage, outcome: SmiOutcome) -> u64 {
-        self.counts[msg as usize][outcome as usize].load(Ordering::Relaxed)
+        self.counts[msg as usize][outcome as usize].get()
     }
 
-    /// Every (message, outcome, count), in exposition order.
+    /// Every (message, outcome, count), in a fixed order.
     pub fn samples(&self) -> Vec<(SmiMessage, SmiOutcome, u64)> {
         SmiMessage::ALL
             .iter()
@@ -259,19 +286,54 @@ impl DirectorStats {
     }
 }
 
-/// Counters of the director's listener.
-#[derive(Debug, Default)]
+/// Counters of the director's listener, the series of
+/// `smi_proxy_smi_inbound_total{event}`.
+#[derive(Debug)]
 pub struct ListenerStats {
+    family: Family<[(&'static str, &'static str); 1], Counter>,
     /// Connections accepted.
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// Connections refused because the concurrency cap was reached.
-    pub refused_busy: AtomicU64,
+    pub refused_busy: Counter,
     /// Messages decoded (any type).
-    pub messages: AtomicU64,
+    pub messages: Counter,
     /// Messages of a type the director does not handle.
-    pub unknown: AtomicU64,
+    pub unknown: Counter,
     /// Connections closed on a malformed message, an oversize length or a timeout.
-    pub malformed: AtomicU64,
+    pub malformed: Counter,
+}
+
+impl Default for ListenerStats {
+    fn default() -> Self {
+        let family: Family<_, Counter> = Family::default();
+        let [accepted, refused_busy, messages, unknown, malformed] = [
+            "accepted",
+            "refused_busy",
+            "message",
+            "unknown_type",
+            "malformed",
+        ]
+        .map(|event| family.get_or_create_owned(&[("event", event)]));
+        Self {
+            family,
+            accepted,
+            refused_busy,
+            messages,
+            unknown,
+            malformed,
+        }
+    }
+}
+
+impl ListenerStats {
+    /// Registers `smi_proxy_smi_inbound_total{event}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "smi_proxy_smi_inbound",
+            "Connections and messages on the director's 4786 listener",
+            self.family.clone(),
+        );
+    }
 }
 
 /// A message a client sent to the director.
@@ -308,9 +370,9 @@ pub async fn listen(
                 }
             },
         };
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.accepted.inc();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            stats.refused_busy.inc();
             log::warn!(
                 "SMI listener: {peer} refused: {} connections already open",
                 limits.max_inbound
@@ -325,19 +387,19 @@ pub async fn listen(
                 .await;
             match r {
                 Ok(Ok(message)) => {
-                    stats.messages.fetch_add(1, Ordering::Relaxed);
+                    stats.messages.inc();
                     if matches!(message, Message::Unknown { .. }) {
-                        stats.unknown.fetch_add(1, Ordering::Relaxed);
+                        stats.unknown.inc();
                     }
                     log::info!("SMI listener: {peer} sent {}", message.name());
                     let _ = inbound.try_send(Inbound { peer, message });
                 }
                 Ok(Err(e)) => {
-                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    stats.malformed.inc();
                     log::warn!("SMI listener: {e}");
                 }
                 Err(_) => {
-                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    stats.malformed.inc();
                     log::warn!(
                         "SMI listener: {peer}: no whole message within {:?}",
                         limits.read
@@ -472,8 +534,8 @@ mod tests {
             0,
             "a director never answers a probe"
         );
-        assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.messages.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.malformed.get(), 1);
+        assert_eq!(stats.messages.get(), 1);
         cancel.cancel();
         task.await.unwrap();
     }

@@ -17,10 +17,12 @@
 //! Every read is bounded in time and size.
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -253,13 +255,40 @@ pub const SESSIONS_PER_PEER: usize = 2;
 /// does not spin.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Connections the listener closed at once, by reason.
-#[derive(Debug, Default)]
+/// Connections the listener closed at once, by reason: the series of
+/// `smi_proxy_telnet_refused_total{reason}`.
+#[derive(Debug)]
 pub struct TelnetStats {
+    family: Family<[(&'static str, &'static str); 1], Counter>,
     /// From an address no identification waits for.
-    pub unexpected: AtomicU64,
+    pub unexpected: Counter,
     /// Over [`SESSIONS_MAX`] or [`SESSIONS_PER_PEER`].
-    pub busy: AtomicU64,
+    pub busy: Counter,
+}
+
+impl Default for TelnetStats {
+    fn default() -> Self {
+        let family: Family<_, Counter> = Family::default();
+        let [unexpected, busy] =
+            ["unexpected", "busy"].map(|reason| family.get_or_create_owned(&[("reason", reason)]));
+        Self {
+            family,
+            unexpected,
+            busy,
+        }
+    }
+}
+
+impl TelnetStats {
+    /// Registers `smi_proxy_telnet_refused_total{reason}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "smi_proxy_telnet_refused",
+            "Reverse-telnet connections closed at once, by reason: unexpected (no \
+             identification waits for that address), busy (over the session caps)",
+            self.family.clone(),
+        );
+    }
 }
 
 /// Accepts reverse-telnet sessions until `cancel`, driving each in its own
@@ -290,19 +319,19 @@ pub async fn listen(
             },
         };
         if !expected(peer.ip()) {
-            stats.unexpected.fetch_add(1, Ordering::Relaxed);
+            stats.unexpected.inc();
             log::debug!("reverse telnet from {peer}, which no identification waits for: closed");
             continue;
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            stats.busy.fetch_add(1, Ordering::Relaxed);
+            stats.busy.inc();
             continue;
         };
         {
             let mut open = per_peer.lock().unwrap_or_else(PoisonError::into_inner);
             let n = open.entry(peer.ip()).or_default();
             if *n >= SESSIONS_PER_PEER {
-                stats.busy.fetch_add(1, Ordering::Relaxed);
+                stats.busy.inc();
                 continue;
             }
             *n += 1;
@@ -331,6 +360,8 @@ pub async fn listen(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     #[test]
@@ -468,7 +499,7 @@ mod tests {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0);
-        assert_eq!(stats.unexpected.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.unexpected.get(), 1);
         // Expected: served (it closes at once, so the session fails).
         expected.store(true, Ordering::Relaxed);
         drop(TcpStream::connect(addr).await.unwrap());

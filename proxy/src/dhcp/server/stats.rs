@@ -1,31 +1,36 @@
 //! The server's counters ([`DhcpStats`]), their snapshot ([`DhcpCounts`])
-//! and their `/metrics` rendering.
+//! and their `/metrics` family.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
-/// Counters of the local DHCP server.
-#[derive(Debug, Default)]
+/// Counters of the local DHCP server: the series of
+/// `smi_proxy_dhcp_server_total{event}`, every one there (at 0) from the
+/// start.
+#[derive(Debug)]
 pub struct DhcpStats {
+    family: Family<[(&'static str, &'static str); 1], Counter>,
     /// OFFERs sent.
-    pub offers: AtomicU64,
+    pub offers: Counter,
     /// ACKs sent.
-    pub acks: AtomicU64,
+    pub acks: Counter,
     /// NAKs sent.
-    pub naks: AtomicU64,
+    pub naks: Counter,
     /// Requests not answered because they are not for this server (another
     /// server chosen, unknown client renewing, INFORM, too many OFFERs
     /// pending, a DECLINE or RELEASE of an address the client does not hold).
-    pub ignored: AtomicU64,
+    pub ignored: Counter,
     /// Requests not answered because another DHCP server answers on the VLAN.
-    pub silenced: AtomicU64,
+    pub silenced: Counter,
     /// Datagrams that are not a DHCP client request.
-    pub malformed: AtomicU64,
+    pub malformed: Counter,
     /// DISCOVERs left without an OFFER because the pool is exhausted.
-    pub exhausted: AtomicU64,
+    pub exhausted: Counter,
     /// Addresses declined by clients.
-    pub declines: AtomicU64,
+    pub declines: Counter,
     /// Leases released by clients.
-    pub releases: AtomicU64,
+    pub releases: Counter,
 }
 
 /// A copy of [`DhcpStats`] at one instant.
@@ -51,44 +56,78 @@ pub struct DhcpCounts {
     pub releases: u64,
 }
 
+impl Default for DhcpStats {
+    fn default() -> Self {
+        let family: Family<_, Counter> = Family::default();
+        let [
+            offers,
+            acks,
+            naks,
+            ignored,
+            silenced,
+            malformed,
+            exhausted,
+            declines,
+            releases,
+        ] = [
+            "offer",
+            "ack",
+            "nak",
+            "ignored",
+            "silenced",
+            "malformed",
+            "exhausted",
+            "decline",
+            "release",
+        ]
+        .map(|event| family.get_or_create_owned(&[("event", event)]));
+        Self {
+            family,
+            offers,
+            acks,
+            naks,
+            ignored,
+            silenced,
+            malformed,
+            exhausted,
+            declines,
+            releases,
+        }
+    }
+}
+
 impl DhcpStats {
     /// The counters now.
     pub fn snapshot(&self) -> DhcpCounts {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         DhcpCounts {
-            offers: get(&self.offers),
-            acks: get(&self.acks),
-            naks: get(&self.naks),
-            ignored: get(&self.ignored),
-            silenced: get(&self.silenced),
-            malformed: get(&self.malformed),
-            exhausted: get(&self.exhausted),
-            declines: get(&self.declines),
-            releases: get(&self.releases),
+            offers: self.offers.get(),
+            acks: self.acks.get(),
+            naks: self.naks.get(),
+            ignored: self.ignored.get(),
+            silenced: self.silenced.get(),
+            malformed: self.malformed.get(),
+            exhausted: self.exhausted.get(),
+            declines: self.declines.get(),
+            releases: self.releases.get(),
         }
     }
 
-    /// Adds `smi_proxy_dhcp_server_total{event="..."}` to a `/metrics`
-    /// exposition.
-    pub fn render(&self, out: &mut crate::metrics::Exposition) {
-        let c = self.snapshot();
-        out.counter(
-            "smi_proxy_dhcp_server_total",
-            "Local DHCP server (vstack dhcp-localserver): replies sent and requests left unanswered, by event.",
-        )
-        .sample(&[("event", "offer")], c.offers)
-        .sample(&[("event", "ack")], c.acks)
-        .sample(&[("event", "nak")], c.naks)
-        .sample(&[("event", "ignored")], c.ignored)
-        .sample(&[("event", "silenced")], c.silenced)
-        .sample(&[("event", "malformed")], c.malformed)
-        .sample(&[("event", "exhausted")], c.exhausted)
-        .sample(&[("event", "decline")], c.declines)
-        .sample(&[("event", "release")], c.releases);
+    /// Encodes `smi_proxy_dhcp_server_total{event}` at scrape time: the
+    /// counters belong to one run of the server (they start at 0 with each
+    /// one and show only while one runs), so the daemon's collector asks
+    /// the running server rather than registering them once.
+    pub fn collect(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.family.encode(encoder.encode_descriptor(
+            "smi_proxy_dhcp_server",
+            "Local DHCP server (vstack dhcp-localserver): replies sent and requests left \
+             unanswered, by event.",
+            None,
+            self.family.metric_type(),
+        )?)
     }
 }
 
 /// Adds one to `counter`.
-pub(super) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub(super) fn bump(counter: &Counter) {
+    counter.inc();
 }

@@ -322,13 +322,29 @@ async fn silence_counts_and_foreign_memory_is_bounded() {
 
 #[test]
 fn metrics_render() {
-    let stats = DhcpStats::default();
-    stats.silenced.fetch_add(3, Ordering::Relaxed);
-    let mut out = crate::metrics::Exposition::new();
-    stats.render(&mut out);
-    let text = out.finish();
+    /// Encodes the stats as the daemon's collector does.
+    #[derive(Debug)]
+    struct Scrape(Arc<DhcpStats>);
+    impl prometheus_client::collector::Collector for Scrape {
+        fn encode(
+            &self,
+            mut encoder: prometheus_client::encoding::DescriptorEncoder,
+        ) -> Result<(), std::fmt::Error> {
+            self.0.collect(&mut encoder)
+        }
+    }
+    let stats = Arc::new(DhcpStats::default());
+    stats.silenced.inc_by(3);
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(Scrape(stats)));
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encoded");
     assert!(
         text.contains("smi_proxy_dhcp_server_total{event=\"silenced\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("smi_proxy_dhcp_server_total{event=\"release\"} 0"),
         "{text}"
     );
 }

@@ -1,8 +1,11 @@
 //! How exchanges with the server turn out: why one failed
 //! ([`TransportError`]), the labels of messages and failures
 //! ([`PnpExchange`], [`PnpErrorKind`]) and their counters ([`PnpStats`]).
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 use crate::pnp::codec::Job;
 
@@ -81,7 +84,7 @@ pub enum PnpExchange {
 }
 
 impl PnpExchange {
-    /// Every kind, in exposition order.
+    /// Every kind, in a fixed order.
     pub const ALL: [Self; 15] = [
         Self::Hello,
         Self::WorkRequest,
@@ -159,7 +162,7 @@ pub enum PnpErrorKind {
 }
 
 impl PnpErrorKind {
-    /// Every reason, in exposition order.
+    /// Every reason, in a fixed order.
     pub const ALL: [Self; 8] = [
         Self::Connect,
         Self::Tls,
@@ -186,34 +189,69 @@ impl PnpErrorKind {
     }
 }
 
+/// One label, name and value, as the counter families here key them.
+type Label = [(&'static str, &'static str); 1];
+
 /// Counters of every agent sharing one [`AgentShared`](super::AgentShared)
 /// (all switches together): messages by [`PnpExchange`], failures by
-/// [`PnpErrorKind`]. Monotonic, relaxed atomics.
-#[derive(Debug, Default)]
+/// [`PnpErrorKind`]. Monotonic; every series exists (at 0) from the start.
+#[derive(Debug)]
 pub struct PnpStats {
-    exchanges: [AtomicU64; PnpExchange::ALL.len()],
-    errors: [AtomicU64; PnpErrorKind::ALL.len()],
+    exchange_family: Family<Label, Counter>,
+    error_family: Family<Label, Counter>,
+    exchanges: [Counter; PnpExchange::ALL.len()],
+    errors: [Counter; PnpErrorKind::ALL.len()],
+}
+
+impl Default for PnpStats {
+    fn default() -> Self {
+        let exchange_family = Family::<Label, Counter>::default();
+        let error_family = Family::<Label, Counter>::default();
+        Self {
+            exchanges: PnpExchange::ALL
+                .map(|k| exchange_family.get_or_create_owned(&[("kind", k.label())])),
+            errors: PnpErrorKind::ALL
+                .map(|r| error_family.get_or_create_owned(&[("reason", r.label())])),
+            exchange_family,
+            error_family,
+        }
+    }
 }
 
 impl PnpStats {
+    /// Registers `smi_proxy_pnp_exchanges_total{kind}` and
+    /// `smi_proxy_pnp_errors_total{reason}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "smi_proxy_pnp_exchanges",
+            "PnP messages exchanged with the server, all switches together, by kind",
+            self.exchange_family.clone(),
+        );
+        registry.register(
+            "smi_proxy_pnp_errors",
+            "Failed PnP exchanges with the server, by reason",
+            self.error_family.clone(),
+        );
+    }
+
     /// Counts one `kind` message.
     pub fn count(&self, kind: PnpExchange) {
-        self.exchanges[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.exchanges[kind as usize].inc();
     }
 
     /// Counts one failure for `reason`.
     pub fn count_error(&self, reason: PnpErrorKind) {
-        self.errors[reason as usize].fetch_add(1, Ordering::Relaxed);
+        self.errors[reason as usize].inc();
     }
 
     /// Messages of `kind` so far.
     pub fn exchange(&self, kind: PnpExchange) -> u64 {
-        self.exchanges[kind as usize].load(Ordering::Relaxed)
+        self.exchanges[kind as usize].get()
     }
 
     /// Failures for `reason` so far.
     pub fn error(&self, reason: PnpErrorKind) -> u64 {
-        self.errors[reason as usize].load(Ordering::Relaxed)
+        self.errors[reason as usize].get()
     }
 
     /// Every message kind with its count (label value, count).

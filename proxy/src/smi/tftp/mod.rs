@@ -48,11 +48,13 @@ mod tests;
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -164,51 +166,87 @@ pub enum TftpEvent {
 }
 
 /// Transfer counters, shared by the servers of one [`Staging`]
-/// (see [`Staging::stats`]).
-#[derive(Debug, Default)]
+/// (see [`Staging::stats`]): `smi_proxy_tftp_bytes_served_total` and the
+/// series of `smi_proxy_tftp_transfers_total{outcome}`.
+#[derive(Debug)]
 pub struct TftpStats {
-    started: AtomicU64,
-    completed: AtomicU64,
-    failed: AtomicU64,
-    refused: AtomicU64,
-    busy: AtomicU64,
-    bytes_served: AtomicU64,
+    transfers: Family<[(&'static str, &'static str); 1], Counter>,
+    started: Counter,
+    completed: Counter,
+    failed: Counter,
+    refused: Counter,
+    busy: Counter,
+    bytes_served: Counter,
+}
+
+impl Default for TftpStats {
+    fn default() -> Self {
+        let transfers: Family<_, Counter> = Family::default();
+        let [started, completed, failed, refused, busy] =
+            ["started", "completed", "failed", "refused", "busy"]
+                .map(|outcome| transfers.get_or_create_owned(&[("outcome", outcome)]));
+        Self {
+            transfers,
+            started,
+            completed,
+            failed,
+            refused,
+            busy,
+            bytes_served: Counter::default(),
+        }
+    }
 }
 
 impl TftpStats {
+    /// Registers `smi_proxy_tftp_bytes_served_total` and
+    /// `smi_proxy_tftp_transfers_total{outcome}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "smi_proxy_tftp_bytes_served",
+            "Bytes served by TFTP",
+            self.bytes_served.clone(),
+        );
+        registry.register(
+            "smi_proxy_tftp_transfers",
+            "TFTP transfers, by outcome (refused: unknown path, malformed request or \
+             write without an upload slot; busy: over the transfer cap)",
+            self.transfers.clone(),
+        );
+    }
+
     /// Transfers started (downloads and uploads).
     pub fn transfers_started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
+        self.started.get()
     }
 
     /// Transfers completed.
     pub fn transfers_completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
+        self.completed.get()
     }
 
     /// Transfers failed after they started.
     pub fn transfers_failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+        self.failed.get()
     }
 
     /// Requests answered with an error before any transfer (unknown or
     /// refused path, malformed request, WRQ without upload slot).
     pub fn requests_refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.refused.get()
     }
 
     /// Requests refused because [`TftpLimits::max_transfers`] were running.
     pub fn requests_busy(&self) -> u64 {
-        self.busy.load(Ordering::Relaxed)
+        self.busy.get()
     }
 
     /// File bytes acknowledged by clients.
     pub fn bytes_served(&self) -> u64 {
-        self.bytes_served.load(Ordering::Relaxed)
+        self.bytes_served.get()
     }
 
-    fn bump(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
+    fn bump(counter: &Counter, by: u64) {
+        counter.inc_by(by);
     }
 }
 
