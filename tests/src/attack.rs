@@ -17,7 +17,8 @@ use crate::netns::RawSocket;
 
 /// Longest an attack runs.
 pub const ATTACK_MAX: Duration = Duration::from_secs(30);
-/// Shortest an attack runs, even when the switches finish sooner.
+/// Shortest an attack runs, even when the switches finish sooner (the
+/// DHCP flood: [`ATTACK_MAX`]).
 pub const ATTACK_MIN: Duration = Duration::from_secs(10);
 
 /// Which attack.
@@ -65,6 +66,14 @@ impl Attack {
         }
     }
 
+    /// Shortest it runs, even when the switches finish sooner.
+    pub fn min_duration(self) -> Duration {
+        match self {
+            Attack::DhcpFlood => ATTACK_MAX,
+            _ => ATTACK_MIN,
+        }
+    }
+
     /// What the attack counts.
     pub fn unit(self) -> &'static str {
         match self {
@@ -101,6 +110,7 @@ fn flood(raw: &RawSocket, frame: &[u8]) -> anyhow::Result<()> {
 
 /// A running attack.
 pub struct Attacker {
+    attack: Attack,
     started: Instant,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<anyhow::Result<Sent>>,
@@ -128,15 +138,19 @@ impl Attacker {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || run(attack, &sw_ns, &px_ns, proxy_mac, &flag));
         Ok(Some(Self {
+            attack,
             started: Instant::now(),
             stop,
             thread,
         }))
     }
 
-    /// How much longer it must run to have run [`ATTACK_MIN`].
+    /// How much longer it must run to have run its
+    /// [`Attack::min_duration`].
     pub fn min_remaining(&self) -> Duration {
-        ATTACK_MIN.saturating_sub(self.started.elapsed())
+        self.attack
+            .min_duration()
+            .saturating_sub(self.started.elapsed())
     }
 
     /// Stops it; what it sent.
