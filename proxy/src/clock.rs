@@ -12,11 +12,9 @@ pub fn unix_secs() -> u64 {
 
 /// `CLOCK_MONOTONIC` in nanoseconds, as `bpf_ktime_get_ns` reads it.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes into `ts`, which outlives the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+    use nix::time::{ClockId, clock_gettime};
+    // Linux always has CLOCK_MONOTONIC; 0 stands for the impossible failure.
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64
+    })
 }

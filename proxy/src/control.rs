@@ -335,8 +335,7 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("% Cannot identify the peer: {e}"))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     if cred.uid() == 0 || cred.uid() == me {
         Ok(())
     } else {

@@ -2,7 +2,6 @@
 //! checks them. Read from the kernel by [`LocalAddrs::system`]; tests build
 //! one by hand.
 use std::collections::BTreeMap;
-use std::ffi::CStr;
 use std::net::Ipv4Addr;
 
 /// Interfaces (by Linux name) and the IPv4 addresses on each.
@@ -31,47 +30,14 @@ impl LocalAddrs {
     /// The interfaces and IPv4 addresses of the calling thread's network
     /// namespace (`getifaddrs(3)`); interfaces without IPv4 are listed too.
     pub fn system() -> std::io::Result<Self> {
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs writes a list head we free below.
-        if unsafe { libc::getifaddrs(&mut head) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        struct List(*mut libc::ifaddrs);
-        impl Drop for List {
-            fn drop(&mut self) {
-                // SAFETY: the pointer came from a successful getifaddrs.
-                unsafe { libc::freeifaddrs(self.0) }
-            }
-        }
-        let list = List(head);
         let mut out = Self::new();
-        let mut cur = list.0;
-        while !cur.is_null() {
-            // SAFETY: `cur` is a node of the list getifaddrs returned, alive
-            // until `list` is dropped.
-            let ifa = unsafe { &*cur };
-            cur = ifa.ifa_next;
-            if ifa.ifa_name.is_null() {
-                continue;
-            }
-            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
-                .to_string_lossy()
-                .into_owned();
-            let entry = out.interfaces.entry(name).or_default();
-            if ifa.ifa_addr.is_null() {
-                continue;
-            }
-            // SAFETY: ifa_addr points to a sockaddr at least as long as its
-            // family says; AF_INET ones are sockaddr_in.
-            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-            if family == libc::AF_INET {
-                // SAFETY: see above.
-                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if !entry.contains(&ip) {
-                    entry.push(ip);
-                }
+        for ifa in nix::ifaddrs::getifaddrs()? {
+            let entry = out.interfaces.entry(ifa.interface_name).or_default();
+            let sin = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in());
+            if let Some(ip) = sin.map(|sin| sin.ip())
+                && !entry.contains(&ip)
+            {
+                entry.push(ip);
             }
         }
         Ok(out)

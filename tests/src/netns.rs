@@ -7,11 +7,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, bail};
+use nix::sched::{CloneFlags, setns};
 
 /// Whether this process runs as root (the namespace tests need it).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Panics with a clear message unless running as root.
@@ -138,18 +138,14 @@ impl NsGuard {
         let home = File::open("/proc/thread-self/ns/net").context("own netns")?;
         let target =
             File::open(format!("/run/netns/{name}")).with_context(|| format!("netns {name}"))?;
-        // SAFETY: valid namespace fd; affects only this thread.
-        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns {name}: {}", std::io::Error::last_os_error());
-        }
+        setns(&target, CloneFlags::CLONE_NEWNET).with_context(|| format!("setns {name}"))?;
         Ok(Self { home })
     }
 }
 
 impl Drop for NsGuard {
     fn drop(&mut self) {
-        // SAFETY: valid namespace fd; affects only this thread.
-        unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
+        let _ = setns(&self.home, CloneFlags::CLONE_NEWNET);
     }
 }
 

@@ -9,9 +9,10 @@
 //! [`wiring`] (the director's sockets and the proxy core), [`control`]
 //! (what the control socket and `/metrics` see and change), [`supervise`]
 //! (every task under one `JoinSet`: a task that panics or fails stops the
-//! daemon with its name and error).
+//! daemon with its name and error), [`notify`] (what systemd is told).
 mod control;
 mod flags;
+mod notify;
 mod supervise;
 mod wiring;
 
@@ -31,12 +32,8 @@ pub use flags::{ConfigFile, DaemonConfig, DaemonFlags, RunConfig};
 pub fn enter_netns(name: &str) -> anyhow::Result<()> {
     let path = format!("/run/netns/{name}");
     let f = std::fs::File::open(&path).with_context(|| format!("network namespace {path}"))?;
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: setns on a valid namespace fd; affects only this thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("setns {path}"));
-    }
-    Ok(())
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("setns {path}"))
 }
 
 /// Runs the daemon until SIGTERM/SIGINT: resolves the configuration
@@ -149,11 +146,23 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     });
     supervisor.spawn_tracked(&top, "memory trim", return_freed_memory(cancel.clone()));
     println!("smi-proxy: ready");
+    let status = format!("ready on {}", cfg.interfaces.join(", "));
+    if let Err(e) = notify::ready(&status) {
+        log::warn!("cannot tell the service manager we are ready: {e}");
+    }
     let failed = tokio::select! {
         () = signals.wait() => None,
         Ok(e) = &mut failure => Some(e),
     };
     log::info!("stopping");
+    let why = if failed.is_some() {
+        "stopping: a task failed"
+    } else {
+        "stopping"
+    };
+    if let Err(e) = notify::stopping(why) {
+        log::warn!("cannot tell the service manager we are stopping: {e}");
+    }
     control.stop("the daemon stopped").await;
     cancel.cancel();
     top.close();

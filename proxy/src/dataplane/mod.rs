@@ -192,8 +192,7 @@ impl Drop for Dataplane {
 
 /// Checks that this process can load BPF at all, with a clear error if not.
 pub fn preflight() -> Result<(), DataplaneError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err(DataplaneError::NotRoot);
     }
     if !Path::new(KERNEL_BTF).exists() {
@@ -204,17 +203,8 @@ pub fn preflight() -> Result<(), DataplaneError> {
 
 /// Makes sure `dir` is on a bpffs, mounting one at `/sys/fs/bpf` if needed.
 fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
-    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-    let on_bpffs = |p: &Path| -> bool {
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-            return false;
-        };
-        // SAFETY: statfs writes into the zeroed struct; `c` is NUL-terminated.
-        unsafe {
-            let mut st: libc::statfs = std::mem::zeroed();
-            libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
-        }
-    };
+    use nix::sys::statfs::{BPF_FS_MAGIC, statfs};
+    let on_bpffs = |p: &Path| statfs(p).is_ok_and(|st| st.filesystem_type() == BPF_FS_MAGIC);
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !on_bpffs(root) {
         let status = std::process::Command::new("mount")
@@ -251,10 +241,7 @@ fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
 
 /// The index of the interface `name` in this network namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated name; the call only reads it.
-    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    (index != 0).then_some(index)
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 impl Dataplane {

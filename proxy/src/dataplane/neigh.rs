@@ -14,7 +14,13 @@
 //! SYN) would broadcast. The binding is known, so there is never a reason
 //! to broadcast for it.
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, send, setsockopt, socket,
+    sockopt,
+};
+use nix::sys::time::TimeVal;
 
 /// Why a neighbour entry could not be added.
 #[derive(Debug, thiserror::Error)]
@@ -141,24 +147,17 @@ impl NeighbourSeeder {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut req = req.to_vec();
         req[8..12].copy_from_slice(&seq.to_ne_bytes());
-        // SAFETY: valid fd; the buffer outlives the call.
-        let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if sent < 0 {
-            return Err(NeighError::Io {
-                what: "send",
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        send(fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(|e| NeighError::Io {
+            what: "send",
+            source: e.into(),
+        })?;
         let mut buf = [0u8; 512];
         loop {
-            // SAFETY: valid fd; the buffer outlives the call.
-            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            let Ok(n) = usize::try_from(n) else {
-                return Err(NeighError::Io {
+            let n =
+                recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| NeighError::Io {
                     what: "recv",
-                    source: std::io::Error::last_os_error(),
-                });
-            };
+                    source: e.into(),
+                })?;
             if let Some(reply) = parse_reply(&buf[..n], seq) {
                 return Ok(reply);
             }
@@ -177,36 +176,13 @@ fn refused(ip: Ipv4Addr, errno: i32) -> NeighError {
 /// whose reads give up after 1 s (a kernel that never answers does not
 /// hang the caller).
 pub fn route_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned at once.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh, valid descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let timeout = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    // SAFETY: valid fd and a timeval option value.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as u32,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(1, 0))?;
     Ok(fd)
 }
 

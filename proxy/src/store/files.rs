@@ -2,8 +2,10 @@
 //! database directory against a second writer.
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
-use std::os::fd::AsRawFd;
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use super::error::{StoreError, io_error};
 
@@ -64,26 +66,19 @@ pub(crate) fn remove_leftover_tmp(dir: &Path, name: &str) {
 /// The kernel drops it when the process dies, even by SIGKILL.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _dir: File,
+    _dir: Flock<File>,
 }
 
 impl DirLock {
     /// Takes the lock, or fails at once with [`StoreError::Locked`].
     pub(crate) fn acquire(dir: &Path) -> Result<Self, StoreError> {
         let handle = File::open(dir).map_err(io_error("open", dir))?;
-        // SAFETY: flock only reads the descriptor number, which `handle`
-        // keeps open for the duration of the call.
-        let rc = unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Self { _dir: handle });
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            Err(StoreError::Locked {
+        match Flock::lock(handle, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Self { _dir: lock }),
+            Err((_, Errno::EWOULDBLOCK)) => Err(StoreError::Locked {
                 path: dir.to_path_buf(),
-            })
-        } else {
-            Err(io_error("lock", dir)(err))
+            }),
+            Err((_, errno)) => Err(io_error("lock", dir)(errno.into())),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The server's sockets: one UDP socket per interface, bound to its
 //! device ([`open_socket`]).
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use socket2::{Domain, Socket, Type};
 
 /// Opens a non-blocking UDP socket on `0.0.0.0:port` that only sees and
 /// sends through `iface` (`SO_BINDTODEVICE`, set before `bind`, so several
@@ -15,58 +17,13 @@ pub fn open_socket(iface: &str, port: u16) -> std::io::Result<std::net::UdpSocke
             format!("{iface:?} is not an interface name"),
         ));
     }
-    // SAFETY: socket(2) with constant arguments.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(Error::last_os_error());
-    }
-    // SAFETY: `raw` is a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let set = |option: libc::c_int, value: &[u8]| -> std::io::Result<()> {
-        // SAFETY: `value` is valid for `value.len()` bytes for the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                value.as_ptr().cast(),
-                value.len() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(Error::last_os_error())
-        }
-    };
-    let one = 1i32.to_ne_bytes();
-    set(libc::SO_REUSEADDR, &one)?;
-    set(libc::SO_BROADCAST, &one)?;
-    set(libc::SO_BINDTODEVICE, iface.as_bytes())?;
+    // socket2 sets close-on-exec on every socket it opens.
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM.nonblocking(), None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_broadcast(true)?;
+    socket.bind_device(Some(iface.as_bytes()))?;
     // Best effort: the default buffer is enough outside boot storms.
-    let _ = set(libc::SO_RCVBUF, &(4i32 << 20).to_ne_bytes());
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: 0 },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `addr` is a valid sockaddr_in of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&addr).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::last_os_error());
-    }
-    Ok(std::net::UdpSocket::from(fd))
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
+    Ok(socket.into())
 }
