@@ -233,6 +233,22 @@ pub struct DaemonOptions {
     pub pnp_pinned_cert: Option<PathBuf>,
     /// Extra arguments.
     pub extra: Vec<String>,
+    /// Where its log (its stderr) goes.
+    pub log: DaemonLog,
+}
+
+/// Where the daemon's log (its stderr) goes; its stdout stays with
+/// [`Daemon::start`], which reads "smi-proxy: ready" from it.
+#[derive(Clone, Debug, Default)]
+pub enum DaemonLog {
+    /// This process's stderr, as the end-to-end tests want it.
+    #[default]
+    Inherit,
+    /// This file, created or truncated.
+    File(PathBuf),
+    /// A pipe, taken with [`Daemon::take_log`] and read from then on (the
+    /// daemon waits when it is full).
+    Piped,
 }
 
 impl Daemon {
@@ -269,19 +285,34 @@ impl Daemon {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn,smi_proxy=info");
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let stderr = match &opts.log {
+            DaemonLog::Inherit => Stdio::inherit(),
+            DaemonLog::Piped => Stdio::piped(),
+            DaemonLog::File(path) => std::fs::File::create(path)
+                .with_context(|| format!("daemon log {}", path.display()))?
+                .into(),
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn()?;
         let stdout = child.stdout.take().context("daemon stdout")?;
         let mut line = String::new();
         std::io::BufReader::new(stdout).read_line(&mut line)?;
         if line.trim() != "smi-proxy: ready" {
             let _ = child.kill();
             let status = child.wait()?;
-            bail!("the daemon did not become ready ({status})");
+            match &opts.log {
+                DaemonLog::File(path) => bail!(
+                    "the daemon did not become ready ({status}); its log: {}",
+                    path.display()
+                ),
+                _ => bail!("the daemon did not become ready ({status})"),
+            }
         }
         Ok(Self { child: Some(child) })
+    }
+
+    /// The read end of its log, once, when started with [`DaemonLog::Piped`].
+    pub fn take_log(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut()?.stderr.take()
     }
 
     /// The daemon's pid.

@@ -2,21 +2,26 @@
 //! lab's namespaces, starts the site DHCP server, N emulated legacy switches,
 //! a PnP server with zero-touch jobs (device-info, config-upgrade to
 //! startup, image-install) and the proxy with its XDP program, shows live
-//! progress, and ends with the proxy's own show commands and a summary.
+//! progress (a bar on a terminal; the daemon's log goes to a file), and
+//! ends with the proxy's own show commands and a summary.
 //! Exit status 0 only when every switch is done. Everything it created is
 //! removed at the end, also on Ctrl-C (unless `--keep`, which waits for
 //! Ctrl-C first).
-use std::io::Write as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
 use proxy_tests::attack::{Attack, Attacker};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
-use proxy_tests::lab::{self, Daemon, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology};
+use proxy_tests::lab::{
+    self, Daemon, DaemonLog, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology,
+};
 use proxy_tests::netns::NsGuard;
 use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
 use proxy_tests::{end_state, figures};
@@ -52,6 +57,14 @@ struct Args {
     /// (one sender, as fast as it goes, until the last switch is done).
     #[arg(long, value_enum, default_value_t = Attack::None)]
     attack: Attack,
+    /// Write the proxy daemon's log here (default
+    /// `target/lab/<prefix>/smi-proxy.log`, beside the build's binaries).
+    #[arg(long, conflicts_with = "log_to_terminal")]
+    log_file: Option<PathBuf>,
+    /// Print the proxy daemon's log on the terminal (above the progress
+    /// bar) instead of writing it to a file.
+    #[arg(long)]
+    log_to_terminal: bool,
 }
 
 /// `--layout`.
@@ -83,7 +96,17 @@ fn main() -> std::process::ExitCode {
     if let Err(e) = lab::raise_fd_limit(1 << 20) {
         eprintln!("smi-lab: {e:#}");
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // The bar owns the terminal while the switches onboard (drawn from
+    // then on, when stderr is a terminal); this process's log lines are
+    // written above it.
+    let bar = ProgressBar::hidden();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    logger.target(env_logger::Target::Pipe(Box::new(AboveBar(bar.clone()))));
+    if std::io::stderr().is_terminal() && std::env::var_os("RUST_LOG_STYLE").is_none() {
+        logger.write_style(env_logger::WriteStyle::Always);
+    }
+    logger.init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,10 +118,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    match rt.block_on(run(args, bar.clone())) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
+            // The bar stays as it got, the error below it.
+            if !bar.is_finished() {
+                bar.abandon();
+            }
             eprintln!("smi-lab: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -126,26 +153,102 @@ fn stuck(stages: &[Stage], failed: &[bool]) -> usize {
         .count()
 }
 
-fn bar(stages: &[Stage], failed: usize, started: Instant) -> String {
+/// Shows the switches' progress on `bar`: done of all as its position,
+/// failures and the earlier stages as its message.
+fn show_progress(bar: &ProgressBar, stages: &[Stage], failed: usize) {
+    bar.set_position(stages.iter().filter(|s| **s == Stage::Done).count() as u64);
+    bar.set_message(stage_counts(stages, failed));
+}
+
+/// How many switches are stuck on a failure, and how many reached each
+/// stage before done.
+fn stage_counts(stages: &[Stage], failed: usize) -> String {
     let at_least = |s: Stage| stages.iter().filter(|x| **x >= s).count();
-    let n = stages.len().max(1);
-    let done = at_least(Stage::Done);
-    let width = 30;
-    let filled = done * width / n;
     format!(
-        "[{}{}] discovered {:>5}  identified {:>5}  upgrading {:>5}  done {:>5}  failed {:>3}  {:>5.1}s",
-        "#".repeat(filled),
-        ".".repeat(width - filled),
+        "failed {failed}, discovered {}, identified {}, upgrading {}",
         at_least(Stage::Discovered),
         at_least(Stage::Identified),
         stages.iter().filter(|x| **x == Stage::Upgrading).count(),
-        done,
-        failed,
-        started.elapsed().as_secs_f64()
     )
 }
 
-async fn run(args: Args) -> anyhow::Result<bool> {
+/// The bar's look: elapsed, bar, switches onboarded of all, their rate,
+/// then failures first and the earlier stages as far as the terminal's
+/// width allows (one line, never wrapped).
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:20}] {pos}/{len} onboarded ({per_sec:1})  {wide_msg}",
+    )
+    .map_or_else(
+        |_| ProgressStyle::default_bar(),
+        |s| s.progress_chars("#>."),
+    )
+}
+
+/// The log target of this process: each record printed above the bar.
+struct AboveBar(ProgressBar);
+
+impl std::io::Write for AboveBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The daemon's log by default: `<target>/lab/<prefix>/smi-proxy.log`, the
+/// target directory being the one above this binary's (target/<profile>/),
+/// else the temporary directory.
+fn default_log_file(prefix: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lab")
+        .join(prefix)
+        .join("smi-proxy.log")
+}
+
+/// Where the daemon's log goes, created if need be; the file, if any.
+fn daemon_log(args: &Args) -> anyhow::Result<(DaemonLog, Option<PathBuf>)> {
+    if args.log_to_terminal {
+        return Ok((DaemonLog::Piped, None));
+    }
+    let path = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| default_log_file(&args.prefix));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok((DaemonLog::File(path.clone()), Some(path)))
+}
+
+/// Prints the daemon's log lines above the bar, on a thread of its own,
+/// until the daemon closes it.
+fn forward_log(log: std::process::ChildStderr, bar: ProgressBar) {
+    std::thread::spawn(move || {
+        let mut log = std::io::BufReader::new(log);
+        let mut line = Vec::new();
+        while matches!(log.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            bar.suspend(|| eprint!("{text}"));
+            line.clear();
+        }
+    });
+}
+
+/// `smi-lab: the proxy's log: <path>`, when it goes to a file.
+fn print_log_path(path: Option<&Path>) {
+    if let Some(path) = path {
+        eprintln!("smi-lab: the proxy's log: {}", path.display());
+    }
+}
+
+async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
     let p = &args.prefix;
     eprintln!("smi-lab: building namespaces {p}sw, {p}px, {p}pnp ...");
     let topo = Topology::build_with(p, args.layout.into())?;
@@ -225,13 +328,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     let _dhcp = DhcpServer::start(dhcp_cfg).await?;
-    let daemon = Daemon::start(
+    let (log, log_file) = daemon_log(&args)?;
+    print_log_path(log_file.as_deref());
+    let mut daemon = Daemon::start(
         &topo,
         &DaemonOptions {
             pnp_server: Some(format!("http://{PNP_IP}:{PNP_PORT}")),
+            log,
             ..DaemonOptions::default()
         },
     )?;
+    if let Some(log) = daemon.take_log() {
+        forward_log(log, bar.clone());
+    }
     eprintln!(
         "smi-lab: proxy running in {} with XDP on {} (pid {:?})",
         topo.px.name(),
@@ -253,6 +362,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
 
     let started = Instant::now();
+    bar.set_style(bar_style());
+    bar.set_length(n as u64);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.reset_elapsed();
+    bar.enable_steady_tick(Duration::from_millis(200));
     let mut stages = vec![Stage::Booting; n];
     let mut failed = vec![false; n];
     let mut reloaded = vec![false; n];
@@ -264,8 +378,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             _ = tokio::signal::ctrl_c() => break true,
             () = tokio::time::sleep_until(deadline) => break false,
             _ = tick.tick() => {
-                eprint!("\r{}", bar(&stages, stuck(&stages, &failed), started));
-                let _ = std::io::stderr().flush();
+                show_progress(&bar, &stages, stuck(&stages, &failed));
                 if stages.iter().all(|s| *s == Stage::Done) {
                     break false;
                 }
@@ -286,7 +399,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                         (*switch, Stage::Upgrading)
                     }
                     Event::Failed { switch, what, error } => {
-                        eprintln!("\rswitch {switch}: {what}: {error}");
+                        bar.suspend(|| eprintln!("switch {switch}: {what}: {error}"));
                         failed[*switch] = true;
                         continue;
                     }
@@ -303,7 +416,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
         }
     };
-    eprintln!("\r{}", bar(&stages, stuck(&stages, &failed), started));
+    show_progress(&bar, &stages, stuck(&stages, &failed));
+    bar.finish_and_clear();
+    bar.set_draw_target(ProgressDrawTarget::hidden());
+    eprintln!(
+        "smi-lab: done {}/{n}; {}; {:.1} s",
+        bar.position(),
+        stage_counts(&stages, stuck(&stages, &failed)),
+        started.elapsed().as_secs_f64()
+    );
     let sent = match attacker {
         Some(a) => {
             tokio::time::sleep(a.min_remaining()).await;
@@ -468,6 +589,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // each takes the kernel's network lock for a while: minutes at 10,000).
     drop(topo);
     drop(emu);
+    print_log_path(log_file.as_deref());
     Ok(done == n && as_asked && !interrupted)
 }
 
