@@ -272,25 +272,10 @@ fn mac_of(iface: &str) -> anyhow::Result<[u8; 6]> {
 fn lab(args: &Args) -> anyhow::Result<()> {
     use proxy_tests::figures::LabFigures;
     require_root();
-    let exe = std::env::current_exe()?;
-    let lab_bin = exe.with_file_name("smi-lab");
     let mut rows: Vec<LabFigures> = Vec::new();
     for &n in &args.sizes {
-        let report = std::env::temp_dir().join(format!("smi-bench-lab-{n}.json"));
-        let _ = std::fs::remove_file(&report);
-        eprintln!("smi-bench lab: {n} switches ...");
-        let status = std::process::Command::new(&lab_bin)
-            .args(["--clients", &n.to_string(), "--prefix", "benchlab"])
-            .args(["--timeout", &args.timeout.to_string()])
-            .arg("--report")
-            .arg(&report)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("running {}", lab_bin.display()))?;
-        let text = std::fs::read(&report)
-            .with_context(|| format!("smi-lab --clients {n} wrote no report ({status})"))?;
-        let fig: LabFigures = serde_json::from_slice(&text)?;
-        if !status.success() {
+        let fig = lab_run(n, proxy_tests::attack::Attack::None, args)?;
+        if fig.done < fig.clients {
             eprintln!("smi-bench lab: {n} switches: only {} finished", fig.done);
         }
         rows.push(fig);
