@@ -1,0 +1,97 @@
+//! The maps shared by the classifier and the daemon, and the small accessors
+//! every path uses (counters, admission state, event rate limits).
+
+use aya_ebpf::bindings::xdp_action::XDP_PASS;
+use aya_ebpf::macros::map;
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
+use proxy_common::{
+    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, Policy, counter,
+};
+
+/// Client MAC -> state; pinned so that a daemon restart keeps it.
+#[map(name = "CLIENTS")]
+pub(crate) static CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::pinned(CLIENTS_MAX, 0);
+
+/// Client MAC -> admission state (one of `state`), written only by the
+/// daemon: it overrides the learned state of `CLIENTS`, which only this
+/// program writes after the daemon created an entry. One writer per field,
+/// so neither side's update can undo the other's. Pinned beside `CLIENTS`.
+#[map(name = "ADMISSION")]
+pub(crate) static ADMISSION: LruHashMap<ClientKey, u32> = LruHashMap::pinned(CLIENTS_MAX, 0);
+
+/// The daemon's policy, at index 0.
+#[map(name = "POLICY")]
+pub(crate) static POLICY: Array<Policy> = Array::with_max_entries(1, 0);
+
+/// Per-CPU counters, indexed by `proxy_common::counter`.
+#[map(name = "COUNTERS")]
+pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Ports (ifindex -> 1) whose DHCP OFFERs are believed when the policy
+/// trusts only some ([`Policy::dhcp_trusted_only`]).
+#[map(name = "DHCP_TRUSTED")]
+pub(crate) static DHCP_TRUSTED: HashMap<u32, u32> = HashMap::with_max_entries(DHCP_TRUSTED_MAX, 0);
+
+/// Time of the last `DHCP_SERVER_SEEN` event on this CPU (rate limit).
+#[map(name = "SERVER_EVENT_TS")]
+pub(crate) static SERVER_EVENT_TS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Time of the last `SMI_DROPPED` event on this CPU (rate limit).
+#[map(name = "DROP_EVENT_TS")]
+pub(crate) static DROP_EVENT_TS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Events for the daemon.
+#[map(name = "EVENTS")]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Adds one to the per-CPU counter `index`.
+#[inline(always)]
+pub(crate) fn count(index: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no other writer on this CPU during the program.
+        unsafe { *c += 1 };
+    }
+}
+
+/// Counts `index` and passes the frame.
+#[inline(always)]
+pub(crate) fn count_pass(index: u32) -> u32 {
+    count(index);
+    XDP_PASS
+}
+
+/// Adds to a per-client counter. Not atomic (the BPF target has no atomic
+/// read-modify-write in core): two CPUs updating the same client in the same
+/// instant may lose a count. Verdict counters are per-CPU and exact.
+///
+/// # Safety
+/// `p` must point into a map value.
+#[inline(always)]
+pub(crate) unsafe fn add(p: *mut u64, v: u64) {
+    // SAFETY: map values are 8-byte aligned and live while the program runs.
+    unsafe { *p = (*p).wrapping_add(v) };
+}
+
+/// The daemon's admission state of `key`, if it set one.
+#[inline(always)]
+pub(crate) fn admission(key: &ClientKey) -> Option<u8> {
+    // SAFETY: read-only lookup of a plain value.
+    unsafe { ADMISSION.get(key) }.map(|s| *s as u8)
+}
+
+/// Whether an event may go out now: at most one per CPU per `gap_ns`,
+/// by the time kept in `slot`.
+#[inline(always)]
+pub(crate) fn rate_allows(slot: &PerCpuArray<u64>, now: u64, gap_ns: u64) -> bool {
+    let Some(last) = slot.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, no other writer on this CPU during the program.
+    unsafe {
+        if now.wrapping_sub(*last) < gap_ns {
+            return false;
+        }
+        *last = now;
+    }
+    true
+}

@@ -1,0 +1,137 @@
+//! Smart Install (TCP 4786): admitting or dropping a segment by the
+//! client's state, its VLAN and the SMI header's length word.
+
+use aya_ebpf::bindings::xdp_action::XDP_DROP;
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::programs::XdpContext;
+use network_types::tcp::TcpHdr;
+use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
+
+use crate::headers::{SmiHdr, ptr_at};
+use crate::maps::{CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows};
+use crate::{L2, Stop};
+
+/// At most one SMI-dropped event per CPU per this many nanoseconds.
+const DROP_EVENT_GAP_NS: u64 = 1_000_000;
+
+/// Admits or drops an SMI segment whose TCP header starts at `l4` and
+/// which carries `l4_len` bytes (TCP header and payload), going to the
+/// director (`to_director`) or coming from it.
+pub(crate) fn smi(
+    ctx: &XdpContext,
+    policy: &Policy,
+    l2: &L2,
+    l4: usize,
+    l4_len: usize,
+    to_director: bool,
+) -> Result<u32, Stop> {
+    let key = ClientKey::new(l2.src);
+    let entry = CLIENTS.get_ptr_mut(&key);
+    let learned = match entry {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(e) => unsafe { (*e).state },
+        None => 0,
+    };
+    let st = admission(&key).unwrap_or(learned);
+    let admitted = if to_director {
+        state::admits_smi(st)
+    } else {
+        state::admits_smi_reply(st)
+    };
+    let mut reason = 0u8;
+    let mut len_word = 0u32;
+    if !policy.is_startup_vlan(l2.vlan) {
+        reason = drop_reason::WRONG_VLAN;
+    } else if !admitted {
+        reason = drop_reason::NOT_ADMITTED;
+    } else if policy.smi_len_cap != 0 {
+        len_word = smi_len_word(ctx, l4, l4_len)?;
+        if len_word > policy.smi_len_cap {
+            reason = drop_reason::OVERSIZE;
+        }
+    }
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if reason == 0 {
+        if let Some(e) = entry {
+            // SAFETY: map value pointer from a successful lookup.
+            unsafe {
+                (*e).last_seen_ns = now;
+                add(&raw mut (*e).smi_pkts, 1);
+                add(&raw mut (*e).smi_bytes, l2.len);
+            }
+        }
+        return Ok(count_pass(counter::SMI_PASS));
+    }
+    if policy.enforce == 0 {
+        return Ok(count_pass(counter::SMI_WOULD_DROP));
+    }
+    count(match reason {
+        drop_reason::WRONG_VLAN => counter::SMI_DROP_WRONG_VLAN,
+        drop_reason::NOT_ADMITTED => counter::SMI_DROP_NOT_ADMITTED,
+        _ => counter::SMI_DROP_OVERSIZE,
+    });
+    if let Some(e) = entry {
+        // SAFETY: map value pointer from a successful lookup.
+        unsafe { add(&raw mut (*e).smi_dropped, 1) };
+    }
+    emit_drop(now, l2, reason, len_word);
+    Ok(XDP_DROP)
+}
+
+/// The SMI header's length word (w3) when the segment starts with a header,
+/// else 0. A header is recognised by w0 in 1..=4 and w1 in 0..=1: text and
+/// continuation bytes do not look like that, and real SMI messages (at most
+/// 1,048 bytes) travel in one segment.
+#[inline(always)]
+fn smi_len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop> {
+    let tcp = ptr_at::<TcpHdr>(ctx, l4)?;
+    // SAFETY: bounds checked by `ptr_at`; `TcpHdr` is all bytes (align 1).
+    let doff = usize::from(unsafe { (*tcp).doff() }) * 4;
+    if doff < size_of::<TcpHdr>() || l4_len < doff + size_of::<SmiHdr>() {
+        return Ok(0);
+    }
+    let h = ptr_at::<SmiHdr>(ctx, l4 + doff)?;
+    // SAFETY: bounds checked by `ptr_at`; `SmiHdr` is all bytes (align 1).
+    let (from, version, len) = unsafe {
+        (
+            u32::from_be_bytes((*h).from),
+            u32::from_be_bytes((*h).version),
+            u32::from_be_bytes((*h).payload_len),
+        )
+    };
+    if !(1..=4).contains(&from) || version > 1 {
+        return Ok(0);
+    }
+    Ok(len)
+}
+
+#[inline(always)]
+fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
+    if !rate_allows(&DROP_EVENT_TS, now, DROP_EVENT_GAP_NS) {
+        return;
+    }
+    let Some(mut slot) = EVENTS.reserve::<Event>(0) else {
+        count(counter::EVENT_LOST);
+        return;
+    };
+    let ev = slot.as_mut_ptr();
+    // SAFETY: `ev` points to a reserved, writable, 8-byte aligned record.
+    unsafe {
+        (*ev).ts_ns = now;
+        (*ev).kind = event::SMI_DROPPED;
+        (*ev).xid = len_word;
+        (*ev).mac = l2.src;
+        (*ev).vlan = l2.vlan;
+        (*ev).svlan = l2.svlan;
+        (*ev).dhcp_msg = 0;
+        (*ev).reason = reason;
+        (*ev).ipv4 = [0; 4];
+        (*ev).client_id_len = 0;
+        (*ev).vendor_class_len = 0;
+        (*ev)._pad = [0; 6];
+        (*ev).client_id = [0; OPT_BYTES];
+        (*ev).vendor_class = [0; OPT_BYTES];
+    }
+    slot.submit(0);
+}
