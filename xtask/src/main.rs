@@ -220,7 +220,19 @@ fn run_bin_release(bin: &str, args: &[String]) -> anyhow::Result<()> {
         bail!("{bin} needs root (XDP, network namespaces): run it as root");
     }
     run(Command::new("cargo").args(["build", "--release", "--bins"]))?;
-    run(Command::new(format!("target/release/{bin}")).args(args))
+    run(Command::new(target_dir()?.join("release").join(bin)).args(args))
+}
+
+/// Cargo's target directory as cargo resolves it (`CARGO_TARGET_DIR`,
+/// `build.target-dir` in a config file, or `target`).
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let meta =
+        capture(Command::new("cargo").args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let meta: serde_json::Value = serde_json::from_str(&meta).context("cargo metadata output")?;
+    meta.get("target_directory")
+        .and_then(serde_json::Value::as_str)
+        .map(PathBuf::from)
+        .context("cargo metadata gives no target_directory")
 }
 
 fn test(no_lint: bool, fuzz_seconds: u32) -> anyhow::Result<()> {
