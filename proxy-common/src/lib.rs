@@ -146,8 +146,13 @@ pub struct Policy {
     /// on a port in `DHCP_TRUSTED`, as `ip dhcp snooping trust`; zero:
     /// every port is trusted.
     pub dhcp_trusted_only: u8,
+    /// Non-zero: the classifier logs its rare events (an SMI drop with its
+    /// reason, a malformed DHCP frame) through aya-log; the daemon sets it
+    /// while `debug vstack smi-proxy` (or `all`) is on. Zero: no log code
+    /// runs at all.
+    pub log_events: u8,
     /// Explicit padding, always zero.
-    pub _pad: [u8; 5],
+    pub _pad: [u8; 4],
     /// Bitmap of startup VLANs: bit `v % 64` of word `v / 64`.
     pub startup_vlans: [u64; VLAN_WORDS],
 }
@@ -159,7 +164,8 @@ impl Default for Policy {
             smi_len_cap: SMI_LEN_CAP_DEFAULT,
             untagged_vlan: 1,
             dhcp_trusted_only: 0,
-            _pad: [0; 5],
+            log_events: 0,
+            _pad: [0; 4],
             startup_vlans: [0; VLAN_WORDS],
         };
         p.set_startup_vlan(1, true);

@@ -15,12 +15,13 @@
 //!
 //! This file owns the entry points and the parse up to the L4 ports; the
 //! protocols are in `dhcp` and `smi`, the wire layouts in `headers`, the
-//! maps in `maps`.
+//! maps in `maps`, the aya-log lines of rare events in `log`.
 #![no_std]
 #![no_main]
 
 mod dhcp;
 mod headers;
+mod log;
 mod maps;
 mod smi;
 
@@ -57,7 +58,10 @@ pub fn smi_classifier(ctx: XdpContext) -> u32 {
     match classify(&ctx) {
         Ok(action) => action,
         Err(Stop::Truncated) => count_pass(counter::TRUNCATED_PASS),
-        Err(Stop::DhcpMalformed) => count_pass(counter::DHCP_MALFORMED_PASS),
+        Err(Stop::DhcpMalformed) => {
+            log::dhcp_malformed(ctx.ctx);
+            count_pass(counter::DHCP_MALFORMED_PASS)
+        }
         Err(Stop::NoPolicy) => XDP_PASS,
     }
 }

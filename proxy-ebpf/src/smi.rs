@@ -8,7 +8,9 @@ use network_types::tcp::TcpHdr;
 use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, ptr_at};
-use crate::maps::{CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows};
+use crate::maps::{
+    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows,
+};
 use crate::{L2, Stop};
 
 /// At most one SMI-dropped event per CPU per this many nanoseconds.
@@ -76,6 +78,14 @@ pub(crate) fn smi(
         unsafe { add(&raw mut (*e).smi_dropped, 1) };
     }
     emit_drop(now, l2, reason, len_word);
+    if policy.log_events != 0 {
+        crate::log::smi_dropped(
+            crate::log::mac_word(l2.src),
+            u32::from(l2.vlan),
+            u32::from(reason),
+            len_word,
+        );
+    }
     Ok(XDP_DROP)
 }
 

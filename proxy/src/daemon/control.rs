@@ -61,6 +61,14 @@ impl ConfigState {
     }
 }
 
+/// Whether the classifier should log its rare events: while the debug
+/// switch `smi-proxy` (the proxy's operations) or `all` is on.
+pub(super) fn xdp_log_wanted() -> bool {
+    crate::logging::active()
+        .iter()
+        .any(|name| matches!(*name, "smi-proxy" | "all"))
+}
+
 /// What the control socket can see and change in the running daemon.
 pub(super) struct Control {
     /// What outlives the services (database, table, counters).
@@ -220,8 +228,16 @@ impl crate::control::ControlHandler for Control {
         Ok(answer)
     }
 
+    /// Sets a debug switch; the classifier logs its rare events while
+    /// `smi-proxy` or `all` is on.
     fn set_debug(&self, target: &str, on: bool) -> Result<String, String> {
-        crate::logging::set_debug(target, on).map_err(|e| e.to_string())
+        let answer = crate::logging::set_debug(target, on).map_err(|e| e.to_string())?;
+        self.dataplane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_log_events(xdp_log_wanted())
+            .map_err(|e| format!("{answer}% dataplane: {e}"))?;
+        Ok(answer)
     }
 
     fn clients(&self) -> Result<String, String> {

@@ -57,10 +57,12 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     // Before anything can say "ready": a SIGTERM must always stop us cleanly.
     let signals = Signals::new()?;
     let cfg = &run.config;
+    let mut policy = run.policy();
+    policy.log_events = u8::from(control::xdp_log_wanted());
     let mut dp = Dataplane::load(&dataplane::Options {
         pin_dir: cfg.pin_dir.clone(),
         clients_max: cfg.limits.clients_max,
-        policy: run.policy(),
+        policy,
         skb_fallback: !run.native_only,
         object: None,
         keep_attached: run.keep_xdp,
@@ -88,6 +90,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
     log::info!("proxy database: {} entries", store.len());
     let mut events = dp.take_events().context("event stream already taken")??;
+    let mut xdp_log = dp.take_log().context("classifier log already taken")??;
     let cancel = CancellationToken::new();
     let (supervisor, mut failure) = supervise::Supervisor::start();
     let base = Arc::new(wiring::Base {
@@ -123,6 +126,15 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
                     // Closed: the services are being replaced.
                     let _ = to.send(batch).await;
                 }
+            }
+        });
+    }
+    {
+        let cancel = cancel.clone();
+        supervisor.spawn_tracked(&top, "classifier log", async move {
+            tokio::select! {
+                () = cancel.cancelled() => Ok(()),
+                polled = xdp_log.forward() => polled.context("classifier log"),
             }
         });
     }

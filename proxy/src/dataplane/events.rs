@@ -1,4 +1,5 @@
-//! The classifier's event ring buffer, read with tokio.
+//! The classifier's event ring buffer and its aya-log ring, read with
+//! tokio.
 use std::net::Ipv4Addr;
 
 use aya::maps::{MapData, RingBuf};
@@ -144,6 +145,33 @@ impl EventStream {
             if !out.is_empty() {
                 return Ok(out);
             }
+        }
+    }
+}
+
+/// The classifier's aya-log records (rare events, written only while the
+/// policy's `log_events` is set), forwarded to the daemon's log.
+pub struct XdpLog {
+    fd: AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+impl XdpLog {
+    pub(super) fn new(
+        logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+    ) -> Result<Self, DataplaneError> {
+        // SAFETY: the logger owns its ring's map fd for as long as the
+        // AsyncFd owns the logger, and `as_raw_fd` always returns that fd.
+        let fd = unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) }
+            .map_err(|e| DataplaneError::EventPoll(e.into_parts().1))?;
+        Ok(Self { fd })
+    }
+
+    /// Forwards records as they arrive; returns only on a poll error.
+    pub async fn forward(&mut self) -> std::io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable_mut().await?;
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
         }
     }
 }

@@ -16,7 +16,7 @@ use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use proxy_common::{ClientEntry, ClientKey, Policy, counter, maps};
 
-pub use events::{DataplaneEvent, DropReason, EventKind, EventStream};
+pub use events::{DataplaneEvent, DropReason, EventKind, EventStream, XdpLog};
 pub use neigh::{NeighError, NeighbourSeeder, Seeded, route_socket};
 pub use table::ClientTable;
 
@@ -88,6 +88,9 @@ pub enum DataplaneError {
     /// The event ring buffer could not be registered with the reactor.
     #[error("cannot poll the event ring buffer: {0}")]
     EventPoll(std::io::Error),
+    /// The classifier's aya-log ring could not be opened.
+    #[error("cannot open the classifier's log: {0}")]
+    Log(aya_log::Error),
     /// The interface does not exist (in this network namespace).
     #[error("interface {0} does not exist in this network namespace")]
     InterfaceMissing(String),
@@ -165,6 +168,11 @@ pub struct Dataplane {
     ebpf: Ebpf,
     table: ClientTable,
     policy: Array<MapData, Policy>,
+    /// Whether the classifier logs its rare events (stamped into every
+    /// policy written).
+    log_events: bool,
+    /// The classifier's aya-log ring, until [`Dataplane::take_log`].
+    log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     counters: PerCpuArray<MapData, u64>,
     /// Ports trusted for DHCP servers.
     dhcp_trusted: HashMap<MapData, u32, u32>,
@@ -285,6 +293,8 @@ impl Dataplane {
         policy
             .set(0, opts.policy, 0)
             .map_err(DataplaneError::map(maps::POLICY))?;
+        // The records go to the `log` facade, as the daemon's own lines do.
+        let log = aya_log::EbpfLogger::init(&mut ebpf).map_err(DataplaneError::Log)?;
         let prog: &mut Xdp = ebpf
             .program_mut(proxy_common::XDP_PROGRAM)
             .ok_or(DataplaneError::Missing("XDP program"))?
@@ -295,6 +305,8 @@ impl Dataplane {
             ebpf,
             table: ClientTable::new(clients, admission),
             policy,
+            log_events: opts.policy.log_events != 0,
+            log: Some(log),
             counters,
             dhcp_trusted,
             events: Some(events),
@@ -429,11 +441,35 @@ impl Dataplane {
         self.table.clone()
     }
 
-    /// Replaces the policy; takes effect for the next frame.
+    /// Replaces the policy; takes effect for the next frame. Its
+    /// `log_events` is the one [`Dataplane::set_log_events`] chose.
     pub fn set_policy(&mut self, policy: &Policy) -> Result<(), DataplaneError> {
+        let mut policy = *policy;
+        policy.log_events = u8::from(self.log_events);
         self.policy
             .set(0, policy, 0)
             .map_err(DataplaneError::map(maps::POLICY))
+    }
+
+    /// Turns the classifier's log of rare events (an SMI drop and its
+    /// reason, a malformed DHCP frame) on or off; takes effect for the next
+    /// frame. Off, the fast path runs no log code at all.
+    pub fn set_log_events(&mut self, on: bool) -> Result<(), DataplaneError> {
+        let mut policy = self
+            .policy
+            .get(&0, 0)
+            .map_err(DataplaneError::map(maps::POLICY))?;
+        self.log_events = on;
+        policy.log_events = u8::from(on);
+        self.policy
+            .set(0, policy, 0)
+            .map_err(DataplaneError::map(maps::POLICY))
+    }
+
+    /// Takes the classifier's log (once): the records it writes with
+    /// aya-log, forwarded to the daemon's log by [`XdpLog::forward`].
+    pub fn take_log(&mut self) -> Option<Result<XdpLog, DataplaneError>> {
+        self.log.take().map(XdpLog::new)
     }
 
     /// Makes the ports of `ifindexes` the ones trusted for DHCP servers
