@@ -10,10 +10,10 @@
 //! the option walk's exits), which pushed the program over the verifier's
 //! 1M-instruction budget (measured).
 
+use aya_ebpf::bindings::xdp_md;
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::PerCpuArray;
-use aya_ebpf::bindings::xdp_md;
 use aya_ebpf::programs::XdpContext;
 use proxy_common::drop_reason;
 
@@ -54,8 +54,8 @@ fn allowed(now: u64) -> bool {
 }
 
 /// Logs a dropped SMI segment from `mac` on `vlan`, with its
-/// `drop_reason` and the header's length word. Returns 0 (a global
-/// function returns a scalar).
+/// `drop_reason` (and the header's length word, for an oversize drop).
+/// Returns 0 (a global function returns a scalar).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn smi_dropped(mac: u64, vlan: u32, reason: u32, len_word: u32) -> u32 {
@@ -66,15 +66,23 @@ pub extern "C" fn smi_dropped(mac: u64, vlan: u32, reason: u32, len_word: u32) -
     let why = match reason as u8 {
         drop_reason::WRONG_VLAN => "not a startup VLAN",
         drop_reason::NOT_ADMITTED => "client not admitted",
-        _ => "length word over the cap",
+        _ => {
+            aya_log_ebpf::info!(
+                &(),
+                "SMI dropped from {:mac} on vlan {}: length word {} over the cap",
+                mac_of(mac),
+                vlan,
+                len_word
+            );
+            return 0;
+        }
     };
     aya_log_ebpf::info!(
         &(),
-        "SMI dropped from {:mac} on vlan {}: {} (length word {})",
+        "SMI dropped from {:mac} on vlan {}: {}",
         mac_of(mac),
         vlan,
-        why,
-        len_word
+        why
     );
     0
 }

@@ -8,9 +8,7 @@ use network_types::tcp::TcpHdr;
 use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, ptr_at};
-use crate::maps::{
-    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows,
-};
+use crate::maps::{CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows};
 use crate::{L2, Stop};
 
 /// At most one SMI-dropped event per CPU per this many nanoseconds.

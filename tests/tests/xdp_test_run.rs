@@ -608,3 +608,93 @@ fn tftp_and_reverse_telnet_only_from_admitted_clients() {
         vec![("smi_would_drop", 1), ("tftp_drop_not_admitted", 1)]
     );
 }
+
+/// The lines the classifier's aya-log records became, through the `log`
+/// facade (installed once for this test binary, before any load).
+fn captured_log() -> &'static std::sync::Mutex<Vec<String>> {
+    struct Capture(std::sync::Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            // Only the classifier's records (aya logs its own loading too).
+            if !record.target().starts_with("proxy_ebpf") {
+                return;
+            }
+            let line = record.args().to_string();
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Default::default())));
+        log::set_logger(capture).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        capture
+    });
+    &capture.0
+}
+
+/// Takes the lines logged since the last call.
+fn log_lines(f: &mut Fixture) -> Vec<String> {
+    f.dp.drain_log();
+    std::mem::take(
+        &mut *captured_log()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+#[test]
+fn rare_events_are_logged_only_while_asked_and_at_a_bounded_rate() {
+    captured_log();
+    let mut f = Fixture::new();
+    let l2 = L2::broadcast(mac(0));
+    let stranger = mac(0x31);
+    log_lines(&mut f);
+    assert_eq!(f.run(&smi_frame(stranger, &l2, 8)), XDP_DROP);
+    assert_eq!(log_lines(&mut f), Vec::<String>::new(), "off: no line");
+
+    f.dp.set_log_events(true).expect("log on");
+    assert_eq!(f.run(&smi_frame(stranger, &l2, 8)), XDP_DROP);
+    assert_eq!(
+        log_lines(&mut f),
+        vec!["SMI dropped from 00:1e:f7:6d:af:31 on vlan 1: client not admitted"]
+    );
+    // A flood right after: the same 10 ms window, no more lines.
+    for _ in 0..100 {
+        assert_eq!(f.run(&smi_frame(stranger, &l2, 8)), XDP_DROP);
+    }
+    assert_eq!(log_lines(&mut f), Vec::<String>::new(), "bounded");
+
+    // A fresh classifier (its own rate-limit slot), a malformed frame.
+    let mut g = Fixture::new();
+    g.dp.set_log_events(true).expect("log on");
+    let m = mac(0x32);
+    let mut d = Dhcp::cisco_client(m, 1, msg::DISCOVER);
+    d.raw_tail = Some(vec![43, 200, 1, 2, 3]);
+    assert_eq!(g.run(&d.frame(&L2::broadcast(m), SERVER)), XDP_PASS);
+    assert_eq!(
+        log_lines(&mut g),
+        vec!["malformed DHCP frame from 00:1e:f7:6d:af:32: passed, not learned"]
+    );
+
+    // A policy written afterwards (a configuration change) keeps it on.
+    let mut h = Fixture::new();
+    h.dp.set_log_events(true).expect("log on");
+    h.dp.set_policy(&policy(&[1, 10])).expect("policy");
+    h.dp.table()
+        .set_state(mac(0x20), state::ADMITTED)
+        .expect("admit");
+    assert_eq!(h.run(&smi_frame(mac(0x20), &l2, 1 << 20)), XDP_DROP);
+    assert_eq!(
+        log_lines(&mut h),
+        vec!["SMI dropped from 00:1e:f7:6d:af:20 on vlan 1: length word 1048576 over the cap"],
+        "still on, after a policy write"
+    );
+}

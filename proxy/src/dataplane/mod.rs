@@ -466,6 +466,14 @@ impl Dataplane {
             .map_err(DataplaneError::map(maps::POLICY))
     }
 
+    /// Forwards the classifier's pending log records to the `log` facade
+    /// without async I/O (before [`Dataplane::take_log`]; tests).
+    pub fn drain_log(&mut self) {
+        if let Some(log) = self.log.as_mut() {
+            log.flush();
+        }
+    }
+
     /// Takes the classifier's log (once): the records it writes with
     /// aya-log, forwarded to the daemon's log by [`XdpLog::forward`].
     pub fn take_log(&mut self) -> Option<Result<XdpLog, DataplaneError>> {
