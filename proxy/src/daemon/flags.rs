@@ -106,6 +106,11 @@ pub struct DaemonFlags {
     /// A client is shown Active when the dataplane heard from it within this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub health_window: u64,
+    /// How log lines are written: `plain` (tracing's lines, the client's
+    /// span shown), `ios` (IOS debug lines), `json` (one object a line)
+    /// (file: `log_format`).
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Plain)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The command line of `smi-proxy run`: the flags (read them through
@@ -310,6 +315,9 @@ impl DaemonConfig {
         }
         if given("username") {
             cfg.credentials.username = self.username.clone();
+        }
+        if given("log_format") {
+            cfg.log_format = self.log_format;
         }
         let name = cfg.pnp_profile.clone();
         if let Some(url) = &self.pnp_server {
