@@ -419,6 +419,7 @@ mod tests {
     use super::*;
     use crate::config::LocalAddrs;
     use crate::daemon::control::ConfigState;
+    use crate::logging::LogFormat;
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -552,6 +553,16 @@ smi_len_cap = 2048
         assert_eq!(
             (run.config.ip_address, run.config.interface),
             (Some(Ipv4Addr::new(192, 0, 2, 9)), None)
+        );
+        // The log format: the file's, unless --log-format is given.
+        let ios = TempFile::new(&format!("log_format = \"ios\"\n{FILE}"));
+        let run = resolve(&["--config", ios.arg()])?;
+        assert_eq!(run.config.log_format, LogFormat::Ios);
+        let run = resolve(&["--config", ios.arg(), "--log-format", "json"])?;
+        assert_eq!(run.config.log_format, LogFormat::Json);
+        assert_eq!(
+            resolve(&["--config", file.arg()])?.config.log_format,
+            LogFormat::Plain
         );
         // Trust flags alone replace the file profile's trust.
         let run = resolve(&["--config", file.arg(), "--pnp-pinned-cert", "/etc/pin.pem"])?;

@@ -103,14 +103,9 @@ impl Core {
 
     pub(super) fn on_dataplane(self: &Arc<Self>, ev: DataplaneEvent) {
         let mac = Mac(ev.mac);
-        let span = match ev.kind {
-            EventKind::AddressLearned(ip) => {
-                let udi = self.record(mac).and_then(|r| r.udi);
-                crate::logging::follow(mac, Some(ip), udi.as_ref())
-            }
-            _ => crate::logging::client(mac),
-        };
-        let _client = span.entered();
+        // The events a flood brings (new clients, dropped SMI) make the
+        // client's span only for the lines the throttle lets through.
+        let client = || crate::logging::client(mac);
         match ev.kind {
             EventKind::NewClient { client_id, .. } => {
                 let cid =
@@ -118,13 +113,18 @@ impl Core {
                         .into_owned();
                 if let Some(skipped) = lock(&self.event_log).allow() {
                     let more = crate::logging::skipped_note(skipped);
-                    tracing::info!(target: "smi_proxy", "new client on VLAN {} (client-id {cid:?}){more}", ev.vlan);
+                    client().in_scope(|| {
+                        tracing::info!(target: "smi_proxy", "new client on VLAN {} (client-id {cid:?}){more}", ev.vlan);
+                    });
                 }
+                // Without a UDI it goes to the unidentified, which cannot fail.
                 let mut rec = ClientRecord::new(mac, unix_secs());
                 rec.vlan = ev.vlan;
                 self.insert(rec);
             }
             EventKind::AddressLearned(ip) => {
+                let udi = self.record(mac).and_then(|r| r.udi);
+                let _client = crate::logging::follow(mac, Some(ip), udi.as_ref()).entered();
                 let mut rec = ClientRecord::new(mac, unix_secs());
                 rec.vlan = ev.vlan;
                 self.insert(rec);
@@ -137,6 +137,7 @@ impl Core {
                 self.start_onboarding(mac, ip, false);
             }
             EventKind::ClientRestarted => {
+                let _client = client().entered();
                 tracing::info!(target: "smi_proxy", "restarted");
                 // No longer upgrading: SMI to the director waits for the
                 // probe again (and XDP stops reporting the restart).
@@ -150,7 +151,9 @@ impl Core {
             EventKind::SmiDropped { reason, len_word } => {
                 if let Some(skipped) = lock(&self.event_log).allow() {
                     let more = crate::logging::skipped_note(skipped);
-                    tracing::warn!(target: "smi_proxy", "SMI dropped in XDP: {reason:?} (length word {len_word}){more}");
+                    client().in_scope(|| {
+                        tracing::warn!(target: "smi_proxy", "SMI dropped in XDP: {reason:?} (length word {len_word}){more}");
+                    });
                 }
             }
             EventKind::DhcpServerSeen(_) | EventKind::Unknown(_) => {}
