@@ -265,7 +265,7 @@ impl ControlServer {
             let stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    log::warn!("control socket {}: accept: {e}", self.path.display());
+                    tracing::warn!("control socket {}: accept: {e}", self.path.display());
                     // Out of descriptors, typically: give others a moment.
                     tokio::select! {
                         () = cancel.cancelled() => break,
@@ -288,7 +288,7 @@ impl ControlServer {
                     }
                 };
                 if let Err(e) = response {
-                    log::debug!("control connection: {e}");
+                    tracing::debug!("control connection: {e}");
                 }
             });
         }
@@ -461,7 +461,7 @@ async fn read_answer(stream: &mut UnixStream) -> std::io::Result<Vec<u8>> {
                 }
             }
             Err(e) if answer.ends_with(b"\n") => {
-                log::debug!("control answer complete before: {e}");
+                tracing::debug!("control answer complete before: {e}");
                 return Ok(answer);
             }
             Err(e) => return Err(e),

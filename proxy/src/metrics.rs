@@ -90,7 +90,7 @@ impl MetricsServer {
             let stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    log::warn!("metrics endpoint {}: accept: {e}", self.addr);
+                    tracing::warn!("metrics endpoint {}: accept: {e}", self.addr);
                     // Out of descriptors, typically: give others a moment.
                     tokio::select! {
                         () = cancel.cancelled() => break,
@@ -99,7 +99,7 @@ impl MetricsServer {
                 }
             };
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                log::debug!("metrics endpoint {}: too many connections", self.addr);
+                tracing::debug!("metrics endpoint {}: too many connections", self.addr);
                 continue;
             };
             let registry = Arc::clone(&registry);
@@ -124,7 +124,7 @@ impl MetricsServer {
                     }
                 };
                 if let Err(e) = result {
-                    log::debug!("metrics connection: {e}");
+                    tracing::debug!("metrics connection: {e}");
                 }
             });
         }

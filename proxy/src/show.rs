@@ -710,37 +710,17 @@ pub fn show_download_status_detail(view: &ShowView) -> String {
 /// Formats Unix seconds the way IOS prints download times:
 /// `02:47:39 UTC Mar 30 2011`.
 pub fn ios_time(unix_secs: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_secs / 86_400;
+    let date = crate::clock::utc_date(unix_secs);
     let secs = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let month_name = MONTHS
-        .get(month.saturating_sub(1) as usize)
-        .copied()
-        .unwrap_or("???");
     format!(
-        "{:02}:{:02}:{:02} UTC {month_name} {day} {year}",
+        "{:02}:{:02}:{:02} UTC {} {} {}",
         secs / 3600,
         secs % 3600 / 60,
-        secs % 60
+        secs % 60,
+        date.month_name,
+        date.day,
+        date.year
     )
-}
-
-/// Year, month (1-12) and day (1-31) of the day `days` after 1970-01-01
-/// (Howard Hinnant's `civil_from_days`, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

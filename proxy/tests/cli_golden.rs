@@ -378,10 +378,40 @@ fn debug_switches() -> TestResult {
         &d.run(&["undebug", "vstack", "all"])?,
         &["Vstack debug all debugging is off"],
     );
-    assert_refused(
+    assert_stdout(
         &d.run(&["debug", "vstack", "fsm"])?,
-        "% Invalid input \"fsm\": expected one of all, cli, download, protocol, smi-proxy",
+        &["Vstack fsm debugging is on"],
     );
+    assert_stdout(
+        &d.run(&["undebug", "vstack", "director"])?,
+        &["Vstack director-db debugging is off"],
+    );
+    assert_refused(
+        &d.run(&["debug", "vstack", "verbose"])?,
+        "% Invalid input \"verbose\": expected one of all, cli, director-db, download, fsm, \
+         protocol, smi-proxy",
+    );
+    // The chapter's director keywords, refused with the reason.
+    assert_refused(
+        &d.run(&["debug", "vstack", "join-window"])?,
+        "% debug vstack join-window is not supported: the SMI proxy has no join window \
+         (an SMI director's feature)",
+    );
+    assert_refused(
+        &d.run(&["debug", "vstack", "d"])?,
+        "% Ambiguous command \"d\": could be director-db, download",
+    );
+    let switches = [
+        "  all          All Smart Install debug messages",
+        "  cli          Smart Install CLI debug messages",
+        "  director-db  Smart Install proxy database messages",
+        "  download     Smart Install download debug messages",
+        "  fsm          Smart Install session-management debug messages",
+        "  protocol     Smart Install protocol debug messages",
+        "  smi-proxy    Smart Install SMI PnP proxy operations",
+    ];
+    assert_stdout(&d.run(&["debug", "vstack", "?"])?, &switches);
+    assert_stdout(&d.run(&["no", "debug", "vst", "?"])?, &switches);
     Ok(())
 }
 

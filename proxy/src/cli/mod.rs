@@ -110,7 +110,8 @@ pub struct ConfigArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DebugArgs {
     /// `vstack <switch>` (after `no`: `debug vstack <switch>`); switches:
-    /// all, cli, download, protocol, smi-proxy.
+    /// all, cli, director-db, download, fsm, protocol, smi-proxy (`debug
+    /// vstack ?` lists them).
     #[arg(required = true, num_args = 1..)]
     pub words: Vec<String>,
     /// The control socket.
@@ -160,7 +161,7 @@ pub fn debug_request(words: &[String], on: bool) -> Result<ControlRequest, Usage
         }
         [vstack] if is_prefix_of(vstack, "vstack") => Err(UsageError::Words(format!(
             "% Incomplete command: expected one of {}",
-            switch_names()
+            logging::names()
         ))),
         [first, ..] if !is_prefix_of(first, "vstack") => Err(UsageError::Words(format!(
             "% Invalid input {first:?}: expected vstack"
@@ -186,14 +187,6 @@ pub fn no_request(words: &[String]) -> Result<ControlRequest, UsageError> {
             "% Incomplete command: expected debug".to_owned(),
         )),
     }
-}
-
-fn switch_names() -> String {
-    logging::SWITCHES
-        .iter()
-        .map(|s| s.name)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn is_prefix_of(word: &str, keyword: &str) -> bool {
@@ -235,7 +228,11 @@ fn send_filtered(
 
 /// Runs a parsed command line; the process exit code says how it went.
 pub fn run(args: Args) -> ExitCode {
-    if let Err(e) = logging::init() {
+    // The daemon installs its logger once its configuration says in which
+    // format; the operator commands log plainly.
+    if !matches!(args.command, Command::Run(_))
+        && let Err(e) = logging::init(logging::LogFormat::Plain)
+    {
         eprintln!("smi-proxy: {e}");
     }
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
@@ -260,6 +257,17 @@ pub fn run(args: Args) -> ExitCode {
                 if a.verbose { text } else { notes_only(&text) }
             },
         ),
+        Command::Debug(a) | Command::Undebug(a) if asks_help(&a.words) => {
+            print_help(config::help::debug_help(&without_help(&a.words)))
+        }
+        Command::No(a) if asks_help(&a.words) => {
+            print_help(match without_help(&a.words).split_first() {
+                Some((first, rest)) if is_prefix_of(first, "debug") => {
+                    config::help::debug_help(rest)
+                }
+                _ => None,
+            })
+        }
         Command::Debug(a) => debug_request(&a.words, true)
             .map_err(anyhow::Error::from)
             .and_then(|req| send(&a.socket.socket, req)),
@@ -442,9 +450,19 @@ mod tests {
         let err = |r: Result<ControlRequest, UsageError>| r.map_err(|e| e.to_string()).err();
         assert_eq!(
             err(debug_request(&words("vstack"), true)).as_deref(),
-            Some("% Incomplete command: expected one of all, cli, download, protocol, smi-proxy")
+            Some(
+                "% Incomplete command: expected one of all, cli, director-db, download, fsm, \
+                 protocol, smi-proxy"
+            )
         );
-        assert!(err(debug_request(&words("vstack fsm"), true)).is_some());
+        assert!(err(debug_request(&words("vstack nonsense"), true)).is_some());
+        assert_eq!(
+            err(debug_request(&words("vstack group"), true)).as_deref(),
+            Some(
+                "% debug vstack group is not supported: the SMI proxy has no Smart Install \
+                 groups (an SMI director's feature)"
+            )
+        );
         assert!(err(debug_request(&words("ip smi-proxy"), true)).is_some());
         assert!(err(debug_request(&words("vstack smi-proxy x"), true)).is_some());
         assert!(err(no_request(&words("vstack proxy"))).is_some());

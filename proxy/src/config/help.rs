@@ -50,6 +50,8 @@ const SHOW_VSTACK: &[Row] = &[
 
 const DETAIL: &[Row] = &[("detail", "Detailed information"), ("<cr>", "")];
 
+const DEBUG: &[Row] = &[("vstack", "Vstack debug information")];
+
 /// Whether `word` names `keyword` (a prefix, any case, `_` for `-`).
 fn names(word: &str, keyword: &str) -> bool {
     !word.is_empty() && keyword.starts_with(&word.to_ascii_lowercase().replace('_', "-"))
@@ -94,6 +96,24 @@ pub fn show_help(words: &[&str]) -> Option<String> {
     Some(table(rows))
 }
 
+/// The help after `debug` (or `undebug`, `no debug`) and `words` (the `?`
+/// removed), or `None`: `debug vstack ?` lists the switches the proxy
+/// takes ([`crate::logging::SWITCHES`]).
+pub fn debug_help(words: &[&str]) -> Option<String> {
+    match words {
+        [] => Some(table(DEBUG)),
+        [v] if names(v, "vstack") => {
+            let rows: Vec<Row> = crate::logging::SWITCHES
+                .iter()
+                .filter(|s| s.supported())
+                .map(|s| (s.name, s.help))
+                .collect();
+            Some(table(&rows))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +139,24 @@ mod tests {
                  status           show the status of CDP database\n"
             )
         );
+    }
+
+    #[test]
+    fn debug_help_lists_the_switches_the_proxy_takes() {
+        assert_eq!(
+            debug_help(&["vst"]).as_deref(),
+            Some(
+                "  all          All Smart Install debug messages\n  \
+                 cli          Smart Install CLI debug messages\n  \
+                 director-db  Smart Install proxy database messages\n  \
+                 download     Smart Install download debug messages\n  \
+                 fsm          Smart Install session-management debug messages\n  \
+                 protocol     Smart Install protocol debug messages\n  \
+                 smi-proxy    Smart Install SMI PnP proxy operations\n"
+            )
+        );
+        assert!(debug_help(&[]).is_some_and(|h| h.contains("vstack")));
+        assert_eq!(debug_help(&["vstack", "all"]), None);
     }
 
     #[test]

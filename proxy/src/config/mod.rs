@@ -108,6 +108,9 @@ pub struct ProxyConfig {
     pub dhcp_trusted_interfaces: Vec<String>,
     /// Start with `debug vstack smi-proxy` on. Default `false`.
     pub debug: bool,
+    /// How log lines are written: `plain`, `ios` or `json`. Default
+    /// `plain`. Read at start.
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Default for ProxyConfig {
@@ -133,6 +136,7 @@ impl Default for ProxyConfig {
             dhcp_localserver: DhcpLocalServer::default(),
             dhcp_trusted_interfaces: Vec::new(),
             debug: false,
+            log_format: crate::logging::LogFormat::Plain,
         }
     }
 }

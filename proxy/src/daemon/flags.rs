@@ -106,6 +106,11 @@ pub struct DaemonFlags {
     /// A client is shown Active when the dataplane heard from it within this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub health_window: u64,
+    /// How log lines are written: `plain` (tracing's lines, the client's
+    /// span shown), `ios` (IOS debug lines), `json` (one object a line)
+    /// (file: `log_format`).
+    #[arg(long, value_enum, default_value_t = crate::logging::LogFormat::Plain)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The command line of `smi-proxy run`: the flags (read them through
@@ -311,6 +316,9 @@ impl DaemonConfig {
         if given("username") {
             cfg.credentials.username = self.username.clone();
         }
+        if given("log_format") {
+            cfg.log_format = self.log_format;
+        }
         let name = cfg.pnp_profile.clone();
         if let Some(url) = &self.pnp_server {
             let via_proxy = cfg.active_profile().is_none_or(|p| p.via_proxy);
@@ -411,6 +419,7 @@ mod tests {
     use super::*;
     use crate::config::LocalAddrs;
     use crate::daemon::control::ConfigState;
+    use crate::logging::LogFormat;
 
     #[derive(clap::Parser)]
     struct Cli {
@@ -544,6 +553,16 @@ smi_len_cap = 2048
         assert_eq!(
             (run.config.ip_address, run.config.interface),
             (Some(Ipv4Addr::new(192, 0, 2, 9)), None)
+        );
+        // The log format: the file's, unless --log-format is given.
+        let ios = TempFile::new(&format!("log_format = \"ios\"\n{FILE}"));
+        let run = resolve(&["--config", ios.arg()])?;
+        assert_eq!(run.config.log_format, LogFormat::Ios);
+        let run = resolve(&["--config", ios.arg(), "--log-format", "json"])?;
+        assert_eq!(run.config.log_format, LogFormat::Json);
+        assert_eq!(
+            resolve(&["--config", file.arg()])?.config.log_format,
+            LogFormat::Plain
         );
         // Trust flags alone replace the file profile's trust.
         let run = resolve(&["--config", file.arg(), "--pnp-pinned-cert", "/etc/pin.pem"])?;

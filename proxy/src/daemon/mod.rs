@@ -40,6 +40,7 @@ pub fn enter_netns(name: &str) -> anyhow::Result<()> {
 /// ([`DaemonConfig::resolve`]), enters its network namespace, then runs.
 pub fn run(args: DaemonConfig) -> anyhow::Result<()> {
     let run = args.resolve()?;
+    crate::logging::init(run.config.log_format)?;
     if let Some(ns) = &run.config.netns {
         enter_netns(ns)?;
     }
@@ -69,13 +70,13 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     })?;
     let table = dp.table();
     let known = table.entries()?.len();
-    log::info!("client table: {known} entries at start");
+    tracing::info!("client table: {known} entries at start");
     for mac in &run.admit {
         table.set_state(*mac, proxy_common::state::ADMITTED)?;
     }
     for iface in &cfg.interfaces {
         let mode = dp.attach(iface)?;
-        log::info!("dataplane: {iface} attached ({mode})");
+        tracing::info!("dataplane: {iface} attached ({mode})");
     }
     let trusted = cfg
         .dhcp_trusted_interfaces
@@ -88,7 +89,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     dp.set_dhcp_trusted(&trusted)?;
     let store = crate::store::Store::open(&cfg.state_dir)
         .with_context(|| format!("proxy database in {}", cfg.state_dir.display()))?;
-    log::info!("proxy database: {} entries", store.len());
+    tracing::info!("proxy database: {} entries", store.len());
     let mut events = dp.take_events().context("event stream already taken")??;
     let mut xdp_log = dp.take_log().context("classifier log already taken")??;
     let cancel = CancellationToken::new();
@@ -160,20 +161,20 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     println!("smi-proxy: ready");
     let status = format!("ready on {}", cfg.interfaces.join(", "));
     if let Err(e) = notify::ready(&status) {
-        log::warn!("cannot tell the service manager we are ready: {e}");
+        tracing::warn!("cannot tell the service manager we are ready: {e}");
     }
     let failed = tokio::select! {
         () = signals.wait() => None,
         Ok(e) = &mut failure => Some(e),
     };
-    log::info!("stopping");
+    tracing::info!("stopping");
     let why = if failed.is_some() {
         "stopping: a task failed"
     } else {
         "stopping"
     };
     if let Err(e) = notify::stopping(why) {
-        log::warn!("cannot tell the service manager we are stopping: {e}");
+        tracing::warn!("cannot tell the service manager we are stopping: {e}");
     }
     control.stop("the daemon stopped").await;
     cancel.cancel();
@@ -182,7 +183,7 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&cfg.control_socket);
     drop(control);
     drop(dp);
-    log::info!(
+    tracing::info!(
         "XDP {}; client table kept pinned under {}",
         if run.keep_xdp {
             "left attached"
@@ -221,32 +222,44 @@ impl Signals {
 }
 
 fn log_event(ev: &DataplaneEvent) {
-    let mac = crate::mac::Mac(ev.mac).to_string();
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let mac = crate::mac::Mac(ev.mac);
+    let client = || crate::logging::client(mac).entered();
     match &ev.kind {
         EventKind::NewClient {
             client_id,
             requested,
             ..
-        } => log::debug!(
-            "new client {mac} vlan {} client-id {:?} requested {:?}",
-            ev.vlan,
-            String::from_utf8_lossy(client_id.strip_prefix(&[0]).unwrap_or(client_id)),
-            requested
-        ),
-        EventKind::AddressLearned(ip) => log::debug!("client {mac} vlan {} got {ip}", ev.vlan),
+        } => {
+            let _client = client();
+            tracing::debug!(
+                "dataplane: new client on vlan {}, client-id {:?}, requested {:?}",
+                ev.vlan,
+                String::from_utf8_lossy(client_id.strip_prefix(&[0]).unwrap_or(client_id)),
+                requested
+            );
+        }
+        EventKind::AddressLearned(ip) => {
+            let _client = client();
+            tracing::debug!("dataplane: vlan {} got {ip}", ev.vlan);
+        }
         EventKind::SmiDropped { reason, len_word } => {
-            log::debug!(
-                "SMI from {mac} vlan {} dropped: {reason:?} (length word {len_word})",
+            let _client = client();
+            tracing::debug!(
+                "dataplane: SMI on vlan {} dropped: {reason:?} (length word {len_word})",
                 ev.vlan
-            )
+            );
         }
         EventKind::DhcpServerSeen(ip) => {
-            log::debug!("DHCP server {ip} ({mac}) offered on vlan {}", ev.vlan)
+            tracing::debug!("DHCP server {ip} ({mac}) offered on vlan {}", ev.vlan)
         }
         EventKind::ClientRestarted => {
-            log::debug!("client {mac} restarted (DHCP discover while upgrading)")
+            let _client = client();
+            tracing::debug!("dataplane: restarted (DHCP discover while upgrading)");
         }
-        EventKind::Unknown(k) => log::debug!("unknown dataplane event kind {k} from {mac}"),
+        EventKind::Unknown(k) => tracing::debug!("unknown dataplane event kind {k} from {mac}"),
     }
 }
 

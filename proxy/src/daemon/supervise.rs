@@ -97,7 +97,7 @@ async fn join(mut tasks: mpsc::UnboundedReceiver<Task>, failed: oneshot::Sender<
                     }
                 };
                 if let Some(failure) = failure {
-                    log::error!("{failure}");
+                    tracing::error!("{failure}");
                     if let Some(tx) = failed.take() {
                         let _ = tx.send(failure);
                     }

@@ -83,11 +83,13 @@ impl Base {
     fn agents_for(&self, cfg: &ProxyConfig) -> anyhow::Result<Option<Arc<AgentShared>>> {
         match pnp_profile(cfg) {
             Some(profile) => {
-                log::info!("PnP profile {}: server {}", profile.name, profile.server);
+                tracing::info!("PnP profile {}: server {}", profile.name, profile.server);
                 Ok(Some(AgentShared::counting_into(profile, self.pnp.clone())?))
             }
             None => {
-                log::warn!("no PnP server configured: switches are identified, no PnP agent runs");
+                tracing::warn!(
+                    "no PnP server configured: switches are identified, no PnP agent runs"
+                );
                 Ok(None)
             }
         }
@@ -197,10 +199,10 @@ impl Services {
                     start_director(base, cfg, ip, rx, &self.tasks, self.cancel.clone()).await?;
                 self.running.core = Some(core);
             }
-            None if cfg.enabled => log::warn!(
+            None if cfg.enabled => tracing::warn!(
                 "no proxy address (ip_address, interface or --proxy-ip): running the dataplane only"
             ),
-            None => log::warn!("Smart Install is off: running the dataplane only"),
+            None => tracing::warn!("Smart Install is off: running the dataplane only"),
         }
         Ok(())
     }
@@ -226,7 +228,7 @@ impl Services {
     pub(super) async fn reconcile(self, base: &Base, cfg: &ProxyConfig) -> anyhow::Result<Self> {
         let built = Built::of(cfg)?;
         if self.built.as_ref() != Some(&built) {
-            log::info!("configuration changed: restarting the director and the DHCP server");
+            tracing::info!("configuration changed: restarting the director and the DHCP server");
             *base.events.lock().unwrap_or_else(PoisonError::into_inner) = None;
             self.stop("the configuration changed").await;
             return Self::start(base, cfg).await;
@@ -238,7 +240,7 @@ impl Services {
         let mut this = self;
         if let Some(core) = &this.running.core {
             let shared = base.agents_for(cfg)?;
-            log::info!("PnP profile changed: agents move over after their current exchange");
+            tracing::info!("PnP profile changed: agents move over after their current exchange");
             core.switch_profile(shared);
         }
         this.profile = profile;

@@ -138,7 +138,7 @@ impl EventStream {
             while let Some(item) = ring.next() {
                 match DataplaneEvent::decode(&item) {
                     Some(ev) => out.push(ev),
-                    None => log::warn!("dataplane: short event record ({} bytes)", item.len()),
+                    None => tracing::warn!("dataplane: short event record ({} bytes)", item.len()),
                 }
             }
             guard.clear_ready();

@@ -219,7 +219,7 @@ fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
             .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
             .status();
         match status {
-            Ok(s) if s.success() => log::info!("mounted bpffs at /sys/fs/bpf"),
+            Ok(s) if s.success() => tracing::info!("mounted bpffs at /sys/fs/bpf"),
             Ok(s) => {
                 return Err(DataplaneError::NoBpffs {
                     path: dir.to_owned(),
@@ -355,11 +355,13 @@ impl Dataplane {
                 .and_then(|link| prog.attach_to_link(link).map_err(|e| error_chain(&e)));
             match reused {
                 Ok(_) => {
-                    log::info!("XDP on {iface}: took over the link a previous daemon left pinned");
+                    tracing::info!(
+                        "XDP on {iface}: took over the link a previous daemon left pinned"
+                    );
                     return Ok(AttachMode::Reused);
                 }
                 Err(e) => {
-                    log::warn!(
+                    tracing::warn!(
                         "XDP on {iface}: pinned link {} unusable ({e}); attaching anew",
                         pin.display()
                     );
@@ -387,9 +389,11 @@ impl Dataplane {
             .and_then(|fd| fd.pin(pin).map_err(|e| error_chain(&e)))
             .and_then(|p| XdpLink::try_from(FdLink::from(p)).map_err(|e| error_chain(&e)));
         match pinned.and_then(|link| prog.attach_to_link(link).map_err(|e| error_chain(&e))) {
-            Ok(_) => log::debug!("XDP link of {iface} pinned at {}", pin.display()),
+            Ok(_) => tracing::debug!("XDP link of {iface} pinned at {}", pin.display()),
             Err(e) => {
-                log::warn!("XDP link of {iface} not pinned ({e}): it will not outlive the daemon")
+                tracing::warn!(
+                    "XDP link of {iface} not pinned ({e}): it will not outlive the daemon"
+                )
             }
         }
     }
@@ -400,7 +404,7 @@ impl Dataplane {
         let native = match prog.attach(iface, XdpMode::Driver) {
             Ok(id) => {
                 self.last_link = Some(id);
-                log::info!("XDP attached to {iface} in native mode");
+                tracing::info!("XDP attached to {iface} in native mode");
                 return Ok(AttachMode::Native);
             }
             Err(ProgramError::UnknownInterface { name }) => {
@@ -418,7 +422,7 @@ impl Dataplane {
         match prog.attach(iface, XdpMode::Skb) {
             Ok(id) => {
                 self.last_link = Some(id);
-                log::warn!(
+                tracing::warn!(
                     "XDP on {iface}: native mode refused ({native}); attached in generic (SKB) mode, which is slower"
                 );
                 Ok(AttachMode::Generic)

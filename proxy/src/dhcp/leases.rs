@@ -424,7 +424,7 @@ impl LeaseTable {
                         )));
                     }
                     if !table.in_pool(lease.ip) {
-                        log::info!(
+                        tracing::info!(
                             "{}, line {}: {} ({}) is outside the pool {}-{}: dropped",
                             path.display(),
                             index + 1,

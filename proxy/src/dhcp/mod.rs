@@ -123,11 +123,12 @@ pub async fn start_from(
 ) -> anyhow::Result<(mpsc::Receiver<Vec<DataplaneEvent>>, Option<DhcpHandle>)> {
     let learn = move |b: &LeaseBound| {
         if let Err(e) = learn_in_kernel(&table, b) {
-            log::warn!(
-                "DHCP: {} bound to {}, but the kernel client table was not updated: {e}",
-                Mac(b.mac),
-                b.ip
-            );
+            crate::logging::client(Mac(b.mac)).in_scope(|| {
+                tracing::warn!(
+                    "DHCP: bound to {}, but the kernel client table was not updated: {e}",
+                    b.ip
+                );
+            });
         }
     };
     start_with(DhcpStart::new(cfg, proxy_ip), learn, events, cancel).await
@@ -166,11 +167,11 @@ pub async fn start_with(
         return Ok((events, None));
     };
     let Some(proxy_ip) = start.proxy_ip else {
-        log::warn!("local DHCP server configured, but the proxy has no address: not started");
+        tracing::warn!("local DHCP server configured, but the proxy has no address: not started");
         return Ok((events, None));
     };
     if !start.startup_vlans.contains(&start.untagged_vlan) {
-        log::warn!(
+        tracing::warn!(
             "local DHCP server not started: the untagged VLAN {} of {} is not a startup VLAN ({:?})",
             start.untagged_vlan,
             start.interfaces.join(", "),

@@ -24,6 +24,7 @@ impl Core {
         let Some(mac) = self.clients.owner_of(&report.udi) else {
             return;
         };
+        let _client = crate::logging::client(mac).entered();
         let new_state = match report.event {
             AgentEvent::Hello | AgentEvent::WorkRequestSent { .. } => Some(EntryState::Hello),
             AgentEvent::Backoff { .. } => Some(EntryState::Backoff),
@@ -36,6 +37,8 @@ impl Core {
             let current = self.clients.get(mac).map(|r| r.state);
             // Upgrading and done are set by the jobs themselves.
             if current != Some(st) && !matches!(current, Some(EntryState::Upgrading)) {
+                let from = current.map_or_else(|| "-".to_owned(), |c| c.to_string());
+                tracing::debug!(target: "smi_proxy::fsm", "state {from} -> {st}");
                 self.update(mac, |r| r.state = st);
             }
         }
@@ -56,7 +59,8 @@ impl Core {
         // One UDI, one agent: the device's current MAC runs it.
         let owner = self.clients.owner_of(&udi);
         if owner != Some(mac) {
-            log::info!(target: "smi_proxy", "{mac}: {udi} is now at another MAC; no agent here");
+            let _client = crate::logging::client(mac).entered();
+            tracing::info!(target: "smi_proxy", "{udi} is now at another MAC; no agent here");
             return;
         }
         let earlier = self
@@ -66,7 +70,9 @@ impl Core {
             let mut rt = lock(&self.runtime);
             for other in earlier {
                 if let Some(old) = rt.get_mut(&other).and_then(|r| r.agent.take()) {
-                    log::info!(target: "smi_proxy", "{other}: {udi} came back as {mac}; its agent moves there");
+                    crate::logging::client(other).in_scope(|| {
+                        tracing::info!(target: "smi_proxy", "{udi} came back as {mac}; its agent moves there");
+                    });
                     old.stop.cancel();
                 }
             }
@@ -81,7 +87,9 @@ impl Core {
             entry.agent = Some(slot.clone());
             slot
         };
-        log::info!(target: "smi_proxy", "{mac}: PnP agent started for {udi} ({})", shared.profile().server);
+        crate::logging::client(mac).in_scope(|| {
+            tracing::info!(target: "smi_proxy", "PnP agent started ({})", shared.profile().server);
+        });
         let agent = Agent::new(
             shared,
             AgentIdentity {

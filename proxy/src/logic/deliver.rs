@@ -53,23 +53,23 @@ const DELIVERY_ATTEMPTS: u32 = 3;
 
 impl Core {
     pub(super) fn on_tftp(&self, ev: TftpEvent) {
+        let peer = match &ev {
+            TftpEvent::Completed { peer, .. }
+            | TftpEvent::Failed { peer, .. }
+            | TftpEvent::Uploaded { peer, .. } => *peer,
+        };
+        let _client = crate::logging::peer(peer.ip()).entered();
         let (path, result) = match ev {
-            TftpEvent::Completed {
-                path, peer, bytes, ..
-            } => {
-                log::info!(target: "smi_proxy", "TFTP: {peer} fetched {path} ({bytes} bytes)");
+            TftpEvent::Completed { path, bytes, .. } => {
+                tracing::info!(target: "smi_proxy::download", "TFTP: fetched {path} ({bytes} bytes)");
                 (path, Ok(()))
             }
-            TftpEvent::Failed {
-                path, peer, reason, ..
-            } => {
-                log::warn!(target: "smi_proxy", "TFTP: {peer} failed to fetch {path}: {reason}");
+            TftpEvent::Failed { path, reason, .. } => {
+                tracing::warn!(target: "smi_proxy::download", "TFTP: failed to fetch {path}: {reason}");
                 (path, Err(reason))
             }
-            TftpEvent::Uploaded {
-                path, peer, data, ..
-            } => {
-                log::info!(target: "smi_proxy", "TFTP: {peer} uploaded {path} ({} bytes)", data.len());
+            TftpEvent::Uploaded { path, data, .. } => {
+                tracing::info!(target: "smi_proxy::download", "TFTP: uploaded {path} ({} bytes)", data.len());
                 if let Some(w) = lock(&self.waiters).uploads.remove(&path) {
                     let _ = w.send(Ok(data));
                 }
@@ -93,7 +93,7 @@ impl Core {
                 let _ = w.send(s.result.map_err(|e| e.to_string()));
             }
             None => {
-                log::warn!(target: "smi_proxy", "reverse telnet from {peer}, which no onboarding expects")
+                tracing::warn!(target: "smi_proxy", "reverse telnet from {peer}, which no onboarding expects")
             }
         }
     }
@@ -126,7 +126,7 @@ impl Core {
             }
             match result {
                 Err(CoreError::Transfer(reason)) if attempt < DELIVERY_ATTEMPTS => {
-                    log::warn!(target: "smi_proxy", "{mac}: {} failed ({reason}); trying again", msg.name());
+                    tracing::warn!(target: "smi_proxy::download", "{} failed ({reason}); trying again", msg.name());
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -159,7 +159,7 @@ impl Core {
                     .insert(first.path().to_owned(), file.path().to_owned());
             }
         }
-        log::info!(target: "smi_proxy", "{mac}: {} with {}", msg.name(), file.path());
+        tracing::info!(target: "smi_proxy::download", "{} with {}", msg.name(), file.path());
         self.send_smi(mac, ip, &msg)
             .await
             .map_err(CoreError::Unreachable)?;

@@ -113,7 +113,9 @@ impl Core {
         let udi = sv
             .udi()
             .map_err(|e| CoreError::ShowVersion(e.to_string()))?;
-        log::info!(target: "smi_proxy", "{mac}: identified as {udi}");
+        // The lines from here on (this task's span) carry the UDI.
+        crate::logging::follow(mac, Some(ip), Some(&udi));
+        tracing::info!(target: "smi_proxy", "identified by its show version");
         self.update(mac, move |r| {
             r.udi = Some(udi);
             r.version = sv.version.clone();
@@ -156,7 +158,7 @@ impl Core {
             block: CommandBlock::ThreeSlots,
             commands: vec![show_version_command(&upload.url(self.cfg.proxy_ip.into()))],
         };
-        log::info!(target: "smi_proxy", "{mac}: reading show version by type 8 into {}", upload.path());
+        tracing::info!(target: "smi_proxy", "reading show version by type 8 into {}", upload.path());
         let sent = self.send_smi(mac, ip, &msg).await;
         let result = match sent {
             Err(e) => Err(CoreError::Send {
@@ -191,6 +193,7 @@ impl Core {
             })));
         }
         let recorded = sv.clone();
+        crate::logging::follow(mac, Some(ip), Some(&udi));
         self.update(mac, move |r| {
             r.udi = Some(udi);
             r.version = recorded.version;
@@ -220,7 +223,7 @@ impl Core {
                 wanted: tar_name.to_owned(),
             }),
             Err(e) => {
-                log::warn!(target: "smi_proxy", "{mac}: {tar_name} installed but not verified: {e}");
+                tracing::warn!(target: "smi_proxy", "{tar_name} installed but not verified: {e}");
                 let image = installed_boot_image(tar_name).unwrap_or_else(|| tar_name.to_owned());
                 self.update(mac, move |r| {
                     r.image = Some(image);

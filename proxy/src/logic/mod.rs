@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::clock::monotonic_ns;
 use crate::dataplane::{ClientTable, DataplaneEvent, NeighbourSeeder};
@@ -162,7 +163,7 @@ impl Core {
         let neigh = match NeighbourSeeder::for_address(cfg.proxy_ip) {
             Ok(n) => Some(n),
             Err(e) => {
-                log::warn!(target: "smi_proxy", "clients will be found by ARP: {e}");
+                tracing::warn!(target: "smi_proxy", "clients will be found by ARP: {e}");
                 None
             }
         };
@@ -232,21 +233,21 @@ impl Core {
 
     /// Changes a record, logging (not propagating) a storage failure: the
     /// in-memory and on-disk database stay as they were in that case.
+    /// (Logged in the caller's span: the client's.)
     fn update(&self, mac: Mac, edit: impl FnOnce(&mut ClientRecord) + Send) {
         let identified = self.clients.get(mac).is_some_and(|r| r.udi.is_some());
         match self.clients.update(mac, edit) {
-            Err(e) => log::error!(target: "smi_proxy", "{mac}: update failed: {e}"),
+            Err(e) => tracing::error!(target: "smi_proxy::db", "update failed: {e}"),
             Ok(()) if !identified && self.clients.get(mac).is_some_and(|r| r.udi.is_some()) => {
-                log::info!(target: "smi_proxy", "{mac}: added to the proxy database")
+                tracing::info!(target: "smi_proxy::db", "added to the proxy database")
             }
             Ok(()) => {}
         }
     }
 
     fn insert(&self, record: ClientRecord) {
-        let mac = record.mac;
         if let Err(e) = self.clients.insert(record) {
-            log::error!(target: "smi_proxy", "{mac}: insert failed: {e}");
+            tracing::error!(target: "smi_proxy::db", "insert failed: {e}");
         }
     }
 
@@ -273,7 +274,8 @@ impl Core {
                 Some(s) = inputs.telnet.recv() => self.on_telnet(s),
                 Some(job) = inputs.jobs.recv() => {
                     let core = self.clone();
-                    self.spawn(async move { translate::handle(core, job).await });
+                    let span = crate::logging::client(job.mac);
+                    self.spawn(translate::handle(core, job).instrument(span));
                 }
                 Some(report) = inputs.reports.recv() => self.on_agent_report(report),
                 else => return,
@@ -293,7 +295,8 @@ impl Core {
                 || r.job.config.status == JobStatus::Upgrading
         });
         for mac in interrupted {
-            log::warn!(target: "smi_proxy", "{mac}: download job interrupted: {why}");
+            let _client = crate::logging::client(mac).entered();
+            tracing::warn!(target: "smi_proxy", "download job interrupted: {why}");
             self.update(mac, |r| {
                 for t in [&mut r.job.image, &mut r.job.config] {
                     if t.status == JobStatus::Upgrading {

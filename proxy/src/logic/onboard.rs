@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_common::state;
+use tracing::Instrument as _;
 
 use super::{Core, CoreError, clients, lock};
 use crate::clock::unix_secs;
@@ -39,7 +40,8 @@ impl Core {
             {
                 continue;
             }
-            log::info!(target: "smi_proxy", "{mac}: found at {ip} in the kernel map (an event was lost)");
+            let _client = crate::logging::follow(mac, Some(ip), None).entered();
+            tracing::info!(target: "smi_proxy", "found in the kernel map (an event was lost)");
             let mut rec = ClientRecord::new(mac, unix_secs());
             rec.vlan = e.vlan;
             rec.ip = Some(ip);
@@ -58,6 +60,7 @@ impl Core {
             Ok(entries) => {
                 for (mac, e) in entries {
                     let mac = Mac(mac);
+                    let _client = crate::logging::client(mac).entered();
                     let mut rec = ClientRecord::new(mac, unix_secs());
                     rec.vlan = e.vlan;
                     self.insert(rec);
@@ -67,9 +70,12 @@ impl Core {
                     }
                 }
             }
-            Err(e) => log::warn!(target: "smi_proxy", "cannot read the kernel client table: {e}"),
+            Err(e) => {
+                tracing::warn!(target: "smi_proxy", "cannot read the kernel client table: {e}")
+            }
         }
         for rec in self.records() {
+            let _client = crate::logging::follow(rec.mac, rec.ip, rec.udi.as_ref()).entered();
             let kernel = self.table.get(rec.mac.0).ok().flatten();
             if kernel.is_none() {
                 let ip = rec.ip.map(|ip| ip.octets()).unwrap_or_default();
@@ -79,7 +85,7 @@ impl Core {
                     e.ipv4 = ip;
                     e.vlan = vlan;
                 }) {
-                    log::warn!(target: "smi_proxy", "{}: cannot restore the kernel entry: {e}", rec.mac);
+                    tracing::warn!(target: "smi_proxy", "cannot restore the kernel entry: {e}");
                 }
             }
             if let Some(ip) = rec.ip {
@@ -97,6 +103,9 @@ impl Core {
 
     pub(super) fn on_dataplane(self: &Arc<Self>, ev: DataplaneEvent) {
         let mac = Mac(ev.mac);
+        // The events a flood brings (new clients, dropped SMI) make the
+        // client's span only for the lines the throttle lets through.
+        let client = || crate::logging::client(mac);
         match ev.kind {
             EventKind::NewClient { client_id, .. } => {
                 let cid =
@@ -104,13 +113,18 @@ impl Core {
                         .into_owned();
                 if let Some(skipped) = lock(&self.event_log).allow() {
                     let more = crate::logging::skipped_note(skipped);
-                    log::info!(target: "smi_proxy", "{mac}: new client on VLAN {} (client-id {cid:?}){more}", ev.vlan);
+                    client().in_scope(|| {
+                        tracing::info!(target: "smi_proxy", "new client on VLAN {} (client-id {cid:?}){more}", ev.vlan);
+                    });
                 }
+                // Without a UDI it goes to the unidentified, which cannot fail.
                 let mut rec = ClientRecord::new(mac, unix_secs());
                 rec.vlan = ev.vlan;
                 self.insert(rec);
             }
             EventKind::AddressLearned(ip) => {
+                let udi = self.record(mac).and_then(|r| r.udi);
+                let _client = crate::logging::follow(mac, Some(ip), udi.as_ref()).entered();
                 let mut rec = ClientRecord::new(mac, unix_secs());
                 rec.vlan = ev.vlan;
                 self.insert(rec);
@@ -118,16 +132,17 @@ impl Core {
                     r.ip = Some(ip);
                     r.vlan = ev.vlan;
                 });
-                log::info!(target: "smi_proxy", "{mac}: address {ip}");
+                tracing::info!(target: "smi_proxy", "address learned on VLAN {}", ev.vlan);
                 self.seed_neighbour(mac, ip);
                 self.start_onboarding(mac, ip, false);
             }
             EventKind::ClientRestarted => {
-                log::info!(target: "smi_proxy", "{mac}: restarted");
+                let _client = client().entered();
+                tracing::info!(target: "smi_proxy", "restarted");
                 // No longer upgrading: SMI to the director waits for the
                 // probe again (and XDP stops reporting the restart).
                 if let Err(e) = self.table.set_state(mac.0, state::DISCOVERED) {
-                    log::warn!(target: "smi_proxy", "{mac}: kernel admission: {e}");
+                    tracing::warn!(target: "smi_proxy", "kernel admission: {e}");
                 }
                 if let Some(w) = lock(&self.waiters).restarts.remove(&mac) {
                     let _ = w.send(());
@@ -136,7 +151,9 @@ impl Core {
             EventKind::SmiDropped { reason, len_word } => {
                 if let Some(skipped) = lock(&self.event_log).allow() {
                     let more = crate::logging::skipped_note(skipped);
-                    log::warn!(target: "smi_proxy", "{mac}: SMI dropped in XDP: {reason:?} (length word {len_word}){more}");
+                    client().in_scope(|| {
+                        tracing::warn!(target: "smi_proxy", "SMI dropped in XDP: {reason:?} (length word {len_word}){more}");
+                    });
                 }
             }
             EventKind::DhcpServerSeen(_) | EventKind::Unknown(_) => {}
@@ -162,10 +179,13 @@ impl Core {
             loop {
                 // A new lease may have moved the client meanwhile.
                 let ip = core.record(mac).and_then(|r| r.ip).unwrap_or(ip);
-                let Err(e) = core.onboard(mac, ip, refresh).await else {
+                let span = crate::logging::follow(mac, Some(ip), None);
+                let Err(e) = core.onboard(mac, ip, refresh).instrument(span.clone()).await else {
                     break;
                 };
-                log::warn!(target: "smi_proxy", "{mac}: onboarding failed: {e}; retrying in {} s", wait.as_secs());
+                span.in_scope(|| {
+                    tracing::warn!(target: "smi_proxy", "onboarding failed: {e}; retrying in {} s", wait.as_secs());
+                });
                 tokio::select! {
                     () = core.cancel.cancelled() => break,
                     () = tokio::time::sleep(wait) => {}
@@ -187,15 +207,19 @@ impl Core {
         ip: Ipv4Addr,
         refresh: bool,
     ) -> Result<(), CoreError> {
+        tracing::debug!(target: "smi_proxy::fsm", "onboarding: probing");
         self.probe_and_admit(mac, ip).await?;
         let rec = self.record(mac);
         let known = rec.as_ref().is_some_and(|r| r.udi.is_some());
         let server_config = rec.is_some_and(|r| r.config_source == Some(ConfigSource::Server));
         if !known && !server_config {
+            tracing::debug!(target: "smi_proxy::fsm", "onboarding: identifying by the tailored configuration");
             self.identify(mac, ip).await?;
         } else if !known || refresh {
+            tracing::debug!(target: "smi_proxy::fsm", "onboarding: reading show version by type 8");
             self.read_version(mac, ip).await?;
         }
+        tracing::debug!(target: "smi_proxy::fsm", "onboarding: done; starting the PnP agent");
         self.start_agent(mac);
         Ok(())
     }
@@ -223,12 +247,13 @@ impl Core {
                 tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
             }
             self.seed_neighbour(mac, ip);
+            tracing::debug!(target: "smi_proxy::fsm", "probe {} of {attempts}", attempt + 1);
             let result = director::probe(addr, &self.cfg.limits).await;
             self.smi.record(director::SmiMessage::Probe, &result);
             match result {
                 Ok(()) => {
                     self.table.set_state(mac.0, state::ADMITTED)?;
-                    log::info!(target: "smi_proxy", "{mac}: SMI client at {ip} answered the probe; admitted");
+                    tracing::info!(target: "smi_proxy", "SMI client answered the probe; admitted");
                     return Ok(());
                 }
                 Err(e) => last = e.to_string(),
@@ -246,7 +271,7 @@ impl Core {
             .as_ref()
             .map(|n| clients::blocking(|| n.seed(ip, mac.0)));
         if let Some(Err(e)) = seeded {
-            log::debug!(target: "smi_proxy", "{mac}: neighbour entry for {ip}: {e}");
+            tracing::debug!(target: "smi_proxy", "neighbour entry: {e}");
         }
     }
 }

@@ -28,12 +28,11 @@ use crate::store::{ConfigSource, EntryState, JobStatus, Mac, Method};
 pub async fn handle(core: Arc<Core>, job: JobRequest) {
     let correlator = job.request.correlator.clone();
     let service = job.request.job.service();
+    tracing::debug!(target: "smi_proxy::fsm", "job {} {correlator} started", service.name());
     let response = run(&core, job.mac, &job.request.job, &correlator).await;
-    log::info!(
+    tracing::info!(
         target: "smi_proxy",
-        "{} {}: {} -> {}",
-        job.mac,
-        job.udi,
+        "{} -> {}",
         service.name(),
         if response.success { "success" } else { "failure" }
     );
@@ -303,7 +302,7 @@ async fn image_install_steps(
             .record(mac)
             .is_some_and(|r| runs_installed_archive(r.image.as_deref(), &name))
     {
-        log::info!(target: "smi_proxy", "{mac}: already runs {name}; image-install done without reloading");
+        tracing::info!(target: "smi_proxy", "already runs {name}; image-install done without reloading");
         return Ok(());
     }
     // One download (and one copy in memory) for every client installing

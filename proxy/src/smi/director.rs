@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::codec::{self, CodecError, HEADER_LEN, Header, Message, PAYLOAD_CAP};
 
@@ -134,7 +135,7 @@ pub async fn send(addr: SocketAddr, msg: &Message, limits: &Limits) -> Result<()
     match tokio::time::timeout(limits.read, read_message(&mut stream, addr, PAYLOAD_CAP)).await {
         Ok(Ok(Message::Reject)) => Err(DirectorError::Rejected(addr)),
         Ok(Ok(other)) => {
-            log::debug!("{addr}: answered {} to {}", other.name(), msg.name());
+            tracing::debug!("answered {} to {}", other.name(), msg.name());
             Ok(())
         }
         // Closed without a reply, or nothing in time: delivered as far as we can tell.
@@ -363,7 +364,7 @@ pub async fn listen(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    log::warn!("SMI listener: accept: {e}");
+                    tracing::warn!("SMI listener: accept: {e}");
                     // EMFILE and the like: do not spin.
                     tokio::time::sleep(super::telnet::ACCEPT_BACKOFF).await;
                     continue;
@@ -373,7 +374,7 @@ pub async fn listen(
         stats.accepted.inc();
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             stats.refused_busy.inc();
-            log::warn!(
+            tracing::warn!(
                 "SMI listener: {peer} refused: {} connections already open",
                 limits.max_inbound
             );
@@ -381,7 +382,8 @@ pub async fn listen(
         };
         let stats = stats.clone();
         let inbound = inbound.clone();
-        tokio::spawn(async move {
+        let client = crate::logging::peer(peer.ip());
+        let session = async move {
             let _permit = permit;
             let r = tokio::time::timeout(limits.read, read_message(&mut stream, peer, PAYLOAD_CAP))
                 .await;
@@ -391,22 +393,20 @@ pub async fn listen(
                     if matches!(message, Message::Unknown { .. }) {
                         stats.unknown.inc();
                     }
-                    log::info!("SMI listener: {peer} sent {}", message.name());
+                    tracing::info!("SMI listener: received {}", message.name());
                     let _ = inbound.try_send(Inbound { peer, message });
                 }
                 Ok(Err(e)) => {
                     stats.malformed.inc();
-                    log::warn!("SMI listener: {e}");
+                    tracing::warn!("SMI listener: {e}");
                 }
                 Err(_) => {
                     stats.malformed.inc();
-                    log::warn!(
-                        "SMI listener: {peer}: no whole message within {:?}",
-                        limits.read
-                    );
+                    tracing::warn!("SMI listener: no whole message within {:?}", limits.read);
                 }
             }
-        });
+        };
+        tokio::spawn(session.instrument(client));
     }
 }
 

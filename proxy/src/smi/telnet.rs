@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::showver::{self, ShowVersion, ShowVersionError};
 
@@ -312,7 +313,7 @@ pub async fn listen(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    log::warn!("telnet listener: accept: {e}");
+                    tracing::warn!("telnet listener: accept: {e}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -320,7 +321,9 @@ pub async fn listen(
         };
         if !expected(peer.ip()) {
             stats.unexpected.inc();
-            log::debug!("reverse telnet from {peer}, which no identification waits for: closed");
+            tracing::debug!(
+                "reverse telnet from {peer}, which no identification waits for: closed"
+            );
             continue;
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -338,7 +341,8 @@ pub async fn listen(
         }
         let sessions = sessions.clone();
         let per_peer = per_peer.clone();
-        tokio::spawn(async move {
+        let client = crate::logging::peer(peer.ip());
+        let session = async move {
             let result = drive_within(stream, session_timeout).await;
             {
                 let mut open = per_peer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -351,10 +355,11 @@ pub async fn listen(
             }
             drop(slot);
             if let Err(e) = &result {
-                log::warn!("reverse telnet from {peer}: {e}");
+                tracing::warn!("reverse telnet: {e}");
             }
             let _ = sessions.send(Session { peer, result }).await;
-        });
+        };
+        tokio::spawn(session.instrument(client));
     }
 }
 

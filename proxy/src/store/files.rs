@@ -56,9 +56,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 pub(crate) fn remove_leftover_tmp(dir: &Path, name: &str) {
     let tmp = dir.join(format!("{name}.tmp"));
     match fs::remove_file(&tmp) {
-        Ok(()) => log::info!("removed {} left by an interrupted rewrite", tmp.display()),
+        Ok(()) => tracing::info!("removed {} left by an interrupted rewrite", tmp.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("cannot remove {}: {e}", tmp.display()),
+        Err(e) => tracing::warn!("cannot remove {}: {e}", tmp.display()),
     }
 }
 

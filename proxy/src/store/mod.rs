@@ -224,7 +224,7 @@ impl Store {
             return Ok(());
         };
         if replay.generation < self.generation {
-            log::info!(
+            tracing::info!(
                 "{}: generation {} is already folded into the snapshot (generation {}); ignoring it",
                 path.display(),
                 replay.generation,
@@ -234,7 +234,7 @@ impl Store {
             return Ok(());
         }
         if replay.generation > self.generation {
-            log::warn!(
+            tracing::warn!(
                 "{}: generation {} is newer than the snapshot's ({}): the snapshot was replaced or lost; \
                  replaying the journal over it anyway",
                 path.display(),
@@ -244,13 +244,13 @@ impl Store {
             self.generation = replay.generation;
         }
         for line in &replay.corrupt_lines {
-            log::warn!(
+            tracing::warn!(
                 "{}: line {line} has a bad checksum or content; ignoring it",
                 path.display()
             );
         }
         if replay.torn_bytes > 0 {
-            log::warn!(
+            tracing::warn!(
                 "{}: ignoring and cutting off a partial last line ({} bytes) left by a crash",
                 path.display(),
                 replay.torn_bytes
@@ -413,6 +413,11 @@ impl Store {
         self.journal = None;
         let journal = Journal::create(&self.dir, next)?;
         self.compaction_retry_at = 0;
+        tracing::debug!(
+            "{}: generation {next}, {} record(s) in the snapshot",
+            self.dir.display(),
+            self.records.len()
+        );
         Ok(journal)
     }
 
@@ -430,11 +435,19 @@ impl Store {
     fn append(&mut self, lines: &[String]) -> Result<(), StoreError> {
         let journal = self.usable_journal()?;
         match journal.append(lines) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::debug!(
+                    "{}: {} line(s) appended, {} in all",
+                    journal.path().display(),
+                    lines.len(),
+                    journal.lines()
+                );
+                Ok(())
+            }
             Err(failure) => {
                 let path = journal.path().to_path_buf();
                 if !failure.rolled_back {
-                    log::warn!(
+                    tracing::warn!(
                         "{}: could not cut off a failed append; the next change rewrites the database",
                         path.display()
                     );
@@ -462,7 +475,7 @@ impl Store {
         }
         if let Err(e) = self.compact() {
             self.compaction_retry_at = lines + self.options.compact_min_lines;
-            log::warn!("compacting the proxy database failed, will retry later: {e}");
+            tracing::warn!("compacting the proxy database failed, will retry later: {e}");
         }
     }
 

@@ -5,7 +5,6 @@ use std::io::{self, Write as _};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
 use std::time::Instant;
 
 use super::journal::{self, Journal, Sink};
@@ -42,48 +41,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// Collects warnings so tests can check that damage is reported.
-struct Capture;
-
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static CAPTURING: AtomicUsize = AtomicUsize::new(0);
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            if let Ok(mut warnings) = WARNINGS.lock() {
-                warnings.push(record.args().to_string());
-            }
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-/// Installs [`Capture`]; false if another logger was installed first.
-fn capture_warnings() -> bool {
-    static CAPTURE: Capture = Capture;
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        if log::set_logger(&CAPTURE).is_ok() {
-            log::set_max_level(log::LevelFilter::Warn);
-            CAPTURING.store(1, Ordering::Relaxed);
-        }
-    });
-    CAPTURING.load(Ordering::Relaxed) == 1
-}
-
-fn warned_about(needle: &str) -> bool {
-    WARNINGS
-        .lock()
-        .map(|warnings| warnings.iter().any(|w| w.contains(needle)))
-        .unwrap_or(false)
 }
 
 fn mac(n: u32) -> Mac {
@@ -237,7 +194,6 @@ fn batch_is_applied_whole_or_not_at_all() {
 
 #[test]
 fn torn_journal_tail_is_ignored_and_cut_off() {
-    let _ = capture_warnings();
     let dir = TempDir::new("torn");
     let mut store = open(&dir);
     store.insert_if_missing(client(1)).expect("insert");
@@ -279,7 +235,9 @@ fn torn_journal_tail_is_ignored_and_cut_off() {
 
 #[test]
 fn corrupted_crc_line_is_skipped_with_a_warning() {
-    let capturing = capture_warnings();
+    // Damage is reported.
+    let warnings = crate::logging::testing::capture(crate::logging::LogFormat::Plain, "warn");
+    let _default = tracing::dispatcher::set_default(&warnings.dispatch);
     let dir = TempDir::new("crc");
     let mut store = open(&dir);
     for n in 1..=3 {
@@ -297,10 +255,12 @@ fn corrupted_crc_line_is_skipped_with_a_warning() {
     assert_eq!(store.len(), 2);
     assert!(store.get(mac(2)).is_none());
     assert_eq!(store.load_report().corrupt_journal_lines, vec![3]);
-    if capturing {
-        let needle = format!("{}: line 3 has a bad checksum", dir.journal().display());
-        assert!(warned_about(&needle), "no warning containing {needle:?}");
-    }
+    let needle = format!("{}: line 3 has a bad checksum", dir.journal().display());
+    let written = warnings.out.take();
+    assert!(
+        written.contains(&needle),
+        "no warning containing {needle:?}: {written}"
+    );
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl Engine {
         };
         bump(&self.stats.silenced);
         if first {
-            log::warn!(
+            tracing::warn!(
                 "DHCP server {} ({}) answers on vlan {}: local DHCP server stays silent",
                 server.ip,
                 Mac(server.mac),
@@ -112,7 +112,7 @@ impl Engine {
     /// Counts and logs a request left unanswered.
     pub(super) fn ignore(&self, req: &ClientMessage, why: &str) -> Outcome {
         bump(&self.stats.ignored);
-        log::debug!("DHCP {:?} from {} ignored: {why}", req.kind, req.mac_text());
+        tracing::debug!("DHCP {:?} ignored: {why}", req.kind);
         Outcome::default()
     }
 
@@ -124,9 +124,9 @@ impl Engine {
             Err(e) => {
                 bump(&self.stats.exhausted);
                 if !self.exhausted_warned.swap(true, Ordering::Relaxed) {
-                    log::warn!("DHCP: no offer for {}: {e}", req.mac_text());
+                    tracing::warn!("DHCP: no offer: {e}");
                 } else {
-                    log::debug!("DHCP: no offer for {}: {e}", req.mac_text());
+                    tracing::debug!("DHCP: no offer: {e}");
                 }
                 return Outcome::default();
             }
@@ -171,10 +171,7 @@ impl Engine {
                 Some(l) if l.ip != asked => {
                     let held = l.ip;
                     drop(table);
-                    log::info!(
-                        "DHCP: {} asks for {asked} but has {held}: NAK",
-                        req.mac_text()
-                    );
+                    tracing::info!("DHCP: asks for {asked} but has {held}: NAK");
                     return self.reply_with(
                         req,
                         ReplyKind::Nak,
@@ -198,7 +195,7 @@ impl Engine {
                 let mut out = self.reply_with(req, ReplyKind::Ack, asked, "");
                 out.persist = true;
                 if new {
-                    log::info!("DHCP: {} bound to {asked} on vlan {vlan}", req.mac_text());
+                    tracing::info!("DHCP: bound to {asked} on vlan {vlan}");
                     out.bound = Some(LeaseBound {
                         mac: req.mac,
                         ip: asked,
@@ -208,7 +205,7 @@ impl Engine {
                 out
             }
             Err(e) => {
-                log::info!("DHCP: {} asks for {asked}: {e}: NAK", req.mac_text());
+                tracing::info!("DHCP: asks for {asked}: {e}: NAK");
                 let reason = match e {
                     LeaseError::OutsidePool(_) => "address not on this network",
                     _ => "address not available",
@@ -230,10 +227,7 @@ impl Engine {
             return self.ignore(req, &format!("declines {ip}, which it does not hold"));
         }
         bump(&self.stats.declines);
-        log::warn!(
-            "DHCP: {} declined {ip} (in use on the segment?): on hold for {hold} s",
-            req.mac_text()
-        );
+        tracing::warn!("DHCP: declined {ip} (in use on the segment?): on hold for {hold} s");
         Outcome {
             persist: true,
             ..Outcome::default()
@@ -251,7 +245,7 @@ impl Engine {
             );
         }
         bump(&self.stats.releases);
-        log::info!("DHCP: {} released {}", req.mac_text(), req.ciaddr);
+        tracing::info!("DHCP: released {}", req.ciaddr);
         Outcome {
             persist: true,
             ..Outcome::default()
@@ -267,7 +261,7 @@ impl Engine {
         let bytes = match encoded {
             Ok(bytes) => bytes,
             Err(e) => {
-                log::error!("DHCP: reply to {}: {e}", req.mac_text());
+                tracing::error!("DHCP: reply: {e}");
                 return Outcome::default();
             }
         };

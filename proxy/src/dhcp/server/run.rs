@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use super::engine::{Engine, Outcome};
 use super::stats::bump;
@@ -63,14 +64,13 @@ impl Engine {
         }
         if let Some(reply) = out.reply {
             if let Err(e) = socket.send_to(&reply.bytes, reply.to).await {
-                log::warn!("DHCP: sending {:?} to {}: {e}", reply.kind, reply.to);
+                tracing::warn!("DHCP: sending {:?} to {}: {e}", reply.kind, reply.to);
             }
         }
         if let (Some(bound), Some(tx)) = (out.bound, &self.cfg.bound_events) {
             if tx.try_send(bound).is_err() {
-                log::warn!(
-                    "DHCP: {} bound to {}, but the daemon was not told (queue full or closed)",
-                    Mac(bound.mac),
+                tracing::warn!(
+                    "DHCP: bound to {}, but the daemon was not told (queue full or closed)",
                     bound.ip
                 );
             }
@@ -86,8 +86,8 @@ impl Engine {
             tokio::task::spawn_blocking(move || LeaseTable::write_text(&dir, &text)).await;
         match written {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => log::error!("DHCP: cannot save the leases: {e}"),
-            Err(e) => log::error!("DHCP: lease writer: {e}"),
+            Ok(Err(e)) => tracing::error!("DHCP: cannot save the leases: {e}"),
+            Err(e) => tracing::error!("DHCP: lease writer: {e}"),
         }
     }
 }
@@ -120,7 +120,7 @@ pub async fn spawn(
             })?;
         sockets.push((iface.clone(), Arc::new(socket)));
     }
-    log::info!(
+    tracing::info!(
         "local DHCP server: pool {}-{} mask {} router {} lease {} s, {} lease(s) from {}, serving {}",
         cfg.pool.start,
         cfg.pool.end,
@@ -152,7 +152,7 @@ pub async fn spawn(
         }
         tracker.close();
         tracker.wait().await;
-        log::info!("local DHCP server stopped");
+        tracing::info!("local DHCP server stopped");
     });
     Ok((task, stats))
 }
@@ -174,7 +174,7 @@ async fn serve_interface(
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, _)) => n,
                 Err(e) => {
-                    log::warn!("DHCP on {}: receive: {e}", iface.name);
+                    tracing::warn!("DHCP on {}: receive: {e}", iface.name);
                     tokio::select! {
                         () = cancel.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_millis(100)) => continue,
@@ -186,21 +186,23 @@ async fn serve_interface(
             Ok(req) => req,
             Err(e) => {
                 bump(&engine.stats.malformed);
-                log::debug!("DHCP on {}: {n} bytes refused: {e}", iface.name);
+                tracing::debug!("DHCP on {}: {n} bytes refused: {e}", iface.name);
                 continue;
             }
         };
         if engine.silenced(vlan) {
             continue;
         }
+        // This exchange is part of the client's story.
+        let client = crate::logging::client(Mac(req.mac));
         let defer = engine.cfg.offer_defer;
         if req.kind == RequestKind::Discover && !defer.is_zero() {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                engine.ignore(&req, "too many OFFERs pending");
+                client.in_scope(|| engine.ignore(&req, "too many OFFERs pending"));
                 continue;
             };
             let (engine, socket, cancel) = (engine.clone(), socket.clone(), cancel.clone());
-            tracker.spawn(async move {
+            let deferred = async move {
                 let _permit = permit;
                 tokio::select! {
                     () = cancel.cancelled() => return,
@@ -211,10 +213,11 @@ async fn serve_interface(
                 }
                 let out = engine.offer(&req, unix_secs());
                 engine.finish(out, &socket).await;
-            });
+            };
+            tracker.spawn(deferred.instrument(client));
             continue;
         }
-        let out = engine.handle(&req, vlan, unix_secs());
-        engine.finish(out, &socket).await;
+        let out = client.in_scope(|| engine.handle(&req, vlan, unix_secs()));
+        engine.finish(out, &socket).instrument(client).await;
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::pacing::{Exchange, Next, Pacer, doubled, jitter};
 use super::{
@@ -81,13 +82,19 @@ impl Agent {
 
     /// Runs the loop until cancelled, terminated by the server, or the
     /// jobs channel closes. Cancelling drops any request or job in flight.
-    pub async fn run(mut self) -> AgentExit {
+    /// The whole run is in the client's span (see [`crate::logging::client`]).
+    pub async fn run(self) -> AgentExit {
+        let span = crate::logging::client(self.identity.mac);
+        self.run_in_span().instrument(span).await
+    }
+
+    async fn run_in_span(mut self) -> AgentExit {
         let cancel = self.cancel.clone();
         let exit = tokio::select! {
             () = cancel.cancelled() => AgentExit::Cancelled,
             exit = self.work() => exit,
         };
-        log::info!("PnP agent for {} stopped: {exit:?}", self.identity.udi);
+        tracing::info!("PnP agent stopped: {exit:?}");
         if exit == AgentExit::Terminated {
             let report = AgentReport {
                 udi: self.identity.udi.clone(),
@@ -132,11 +139,7 @@ impl Agent {
                     d
                 }
             };
-            log::debug!(
-                "PnP agent for {}: next work-request in {:?}",
-                self.identity.udi,
-                wait
-            );
+            tracing::debug!("PnP agent: next work-request in {wait:?}");
         }
     }
 
@@ -165,12 +168,12 @@ impl Agent {
             event,
         };
         if let Err(mpsc::error::TrySendError::Full(report)) = self.events.try_send(report) {
-            log::debug!("PnP agent events full, dropped {:?}", report.event);
+            tracing::debug!("PnP agent events full, dropped {:?}", report.event);
         }
     }
 
     fn transport_error(&self, error: TransportError) {
-        log::warn!("PnP agent for {}: {error}", self.identity.udi);
+        tracing::warn!("PnP agent: {error}");
         self.emit(AgentEvent::TransportError {
             error: error.to_string(),
         });
@@ -188,10 +191,7 @@ impl Agent {
         if let Some(udi) = &envelope.udi
             && *udi != self.identity.udi
         {
-            log::warn!(
-                "PnP agent for {}: server message names UDI {udi}",
-                self.identity.udi
-            );
+            tracing::warn!("PnP agent: server message names UDI {udi}");
         }
     }
 
@@ -227,10 +227,7 @@ impl Agent {
             let message = match codec::parse_server_message(&answer) {
                 Ok(message) => message,
                 Err(error) => {
-                    log::warn!(
-                        "PnP agent for {}: unparsable server message: {error}",
-                        self.identity.udi
-                    );
+                    tracing::warn!("PnP agent: unparsable server message: {error}");
                     self.shared.stats.count_error(PnpErrorKind::MalformedXml);
                     exchange.failed = true;
                     self.send_fault(&error, &mut exchange).await;
@@ -245,9 +242,8 @@ impl Agent {
                         self.shared.stats.count(PnpExchange::NoWork);
                     }
                     if correlator.as_ref().is_some_and(|c| *c != expected) {
-                        log::warn!(
-                            "PnP agent for {}: bye correlator {:?} does not match {expected}",
-                            self.identity.udi,
+                        tracing::warn!(
+                            "PnP agent: bye correlator {:?} does not match {expected}",
                             correlator.unwrap_or_default()
                         );
                     }
@@ -257,9 +253,8 @@ impl Agent {
             };
             self.shared.stats.count(PnpExchange::job(&request.job));
             if step >= self.shared.profile.pacing.max_chain {
-                log::warn!(
-                    "PnP agent for {}: over {} requests in one exchange, ending it",
-                    self.identity.udi,
+                tracing::warn!(
+                    "PnP agent: over {} requests in one exchange, ending it",
                     self.shared.profile.pacing.max_chain
                 );
                 self.shared.stats.count_error(PnpErrorKind::ChainLimit);
@@ -267,9 +262,8 @@ impl Agent {
                 return exchange;
             }
             if step == 0 && request.correlator != expected {
-                log::warn!(
-                    "PnP agent for {}: request correlator {} does not match work-request {expected}",
-                    self.identity.udi,
+                tracing::warn!(
+                    "PnP agent: request correlator {} does not match work-request {expected}",
                     request.correlator
                 );
             }
@@ -334,9 +328,8 @@ impl Agent {
         let response = match outcome {
             Ok(Ok(mut response)) => {
                 if response.correlator != correlator || response.service != service {
-                    log::warn!(
-                        "PnP agent for {}: job result for {} {} answers {} {}; fixed",
-                        self.identity.udi,
+                    tracing::warn!(
+                        "PnP agent: job result for {} {} answers {} {}; fixed",
                         service,
                         correlator,
                         response.service,

@@ -1216,3 +1216,34 @@ async fn fetch_downloads_a_file_within_the_cap() {
         );
     }
 }
+
+/// The agent's lines are in its client's span: they name the switch's MAC
+/// and UDI, whichever part of the agent wrote them.
+#[tokio::test(start_paused = true)]
+async fn the_agent_logs_in_the_span_of_its_client() {
+    use crate::logging::{LogFormat, follow, testing::capture};
+    let log = capture(LogFormat::Ios, "proxy::pnp=info");
+    let _default = tracing::dispatcher::set_default(&log.dispatch);
+    follow(MAC, None, Some(&udi()));
+    let mut f = Fixture::start(|_| {}).await;
+    f.hit().await.status(StatusCode::SERVICE_UNAVAILABLE);
+    f.event(|e| matches!(e, AgentEvent::TransportError { .. }))
+        .await;
+    assert_eq!(f.stop().await, AgentExit::Cancelled);
+    let out = log.out.take();
+    let client = format!("mac 0011.2233.4455 udi {UDI}: ");
+    let warning = out
+        .lines()
+        .find(|l| l.contains("503"))
+        .unwrap_or_else(|| panic!("no transport warning in {out}"));
+    assert!(
+        warning.contains(&format!(": VSTACK_SMI_PROXY: WARN: {client}PnP agent: ")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            ": VSTACK_SMI_PROXY: {client}PnP agent stopped: Cancelled\n"
+        )),
+        "{out}"
+    );
+}

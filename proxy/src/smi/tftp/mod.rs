@@ -59,6 +59,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, Span};
 
 use packet::{DecodeError, ErrorCode, MAX_BLKSIZE, MAX_CONTROL_LEN, MIN_BLKSIZE, Packet, Request};
 use staging::LookupError;
@@ -281,7 +282,7 @@ pub async fn serve(
 ) -> Result<(), TftpError> {
     limits.validate()?;
     let local = socket.local_addr().map_err(TftpError::LocalAddr)?;
-    log::info!("tftp: serving on {local}");
+    tracing::info!("tftp: serving on {local}");
     let mut server = Server {
         socket,
         local_ip: local.ip(),
@@ -301,16 +302,18 @@ pub async fn serve(
             () = cancel.cancelled() => break Ok(()),
             Some(joined) = server.tasks.join_next(), if !server.tasks.is_empty() => {
                 if let Err(err) = joined {
-                    log::error!("tftp: transfer task ended abnormally: {err}");
+                    tracing::error!("tftp: transfer task ended abnormally: {err}");
                 }
             }
             received = server.socket.recv_from(&mut buf) => match received {
                 Ok((len, peer)) => {
                     let datagram = buf.get(..len).unwrap_or_default();
-                    server.handle(datagram, peer).await;
+                    // A followed client's request is part of its story.
+                    let client = crate::logging::client_at(peer.ip()).unwrap_or_else(Span::none);
+                    server.handle(datagram, peer).instrument(client).await;
                 }
                 Err(err) if is_transient(&err) => {
-                    log::debug!("tftp: ignoring receive error: {err}");
+                    tracing::debug!("tftp: ignoring receive error: {err}");
                 }
                 Err(err) => break Err(TftpError::Receive(err)),
             }
@@ -319,10 +322,10 @@ pub async fn serve(
     server.shutdown.cancel();
     while let Some(joined) = server.tasks.join_next().await {
         if let Err(err) = joined {
-            log::error!("tftp: transfer task ended abnormally: {err}");
+            tracing::error!("tftp: transfer task ended abnormally: {err}");
         }
     }
-    log::info!("tftp: stopped serving on {local}");
+    tracing::info!("tftp: stopped serving on {local}");
     result
 }
 
@@ -356,13 +359,13 @@ impl Server {
             Ok(Packet::Rrq(request)) => (request, false),
             Ok(Packet::Wrq(request)) => (request, true),
             Ok(Packet::Error { code, message }) => {
-                log::debug!(
+                tracing::debug!(
                     "tftp: {peer}: ignoring ERROR {code} {message:?} sent to the server port"
                 );
                 return;
             }
             Ok(other) => {
-                log::debug!("tftp: {peer}: unexpected {other:?} on the server port");
+                tracing::debug!("tftp: {peer}: unexpected {other:?} on the server port");
                 self.refuse(peer, ErrorCode::IllegalOperation, "Illegal TFTP operation")
                     .await;
                 return;
@@ -370,7 +373,7 @@ impl Server {
             Err(err) => {
                 if let Some(skipped) = self.refusals.allow() {
                     let more = crate::logging::skipped_note(skipped);
-                    log::warn!("tftp: {peer}: malformed request: {err}{more}");
+                    tracing::warn!("tftp: {peer}: malformed request: {err}{more}");
                 }
                 let (code, message) = match err {
                     DecodeError::InvalidOption { .. }
@@ -388,7 +391,7 @@ impl Server {
         let kind = if upload { "WRQ" } else { "RRQ" };
         let key: ActiveKey = (peer, request.filename.clone());
         if transfer::is_active(&self.active, &key) {
-            log::debug!(
+            tracing::debug!(
                 "tftp: {peer}: repeated {kind} {:?} ignored",
                 request.filename
             );
@@ -396,7 +399,7 @@ impl Server {
         }
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             if let Some(skipped) = self.refusals.allow() {
-                log::warn!(
+                tracing::warn!(
                     "tftp: {peer}: {kind} {:?} refused, {} transfers running{}",
                     request.filename,
                     self.limits.max_transfers,
@@ -412,7 +415,7 @@ impl Server {
             Ok(target) => target,
             Err(err) => {
                 if let Some(skipped) = self.refusals.allow() {
-                    log::warn!(
+                    tracing::warn!(
                         "tftp: {peer}: {kind} {:?} refused: {err}{}",
                         request.filename,
                         crate::logging::skipped_note(skipped)
@@ -440,7 +443,8 @@ impl Server {
             permit,
             active: transfer::ActiveGuard::insert(&self.active, key),
         };
-        self.tasks.spawn(transfer.run());
+        self.tasks
+            .spawn(transfer.run().instrument(crate::logging::peer(peer.ip())));
     }
 
     fn find(&self, request: &Request, upload: bool) -> Result<Target, LookupError> {
@@ -468,10 +472,10 @@ impl Server {
         match packet.to_vec() {
             Ok(bytes) => {
                 if let Err(err) = self.socket.send_to(&bytes, peer).await {
-                    log::debug!("tftp: {peer}: cannot send ERROR {code}: {err}");
+                    tracing::debug!("tftp: {peer}: cannot send ERROR {code}: {err}");
                 }
             }
-            Err(err) => log::error!("tftp: cannot encode ERROR {code}: {err}"),
+            Err(err) => tracing::error!("tftp: cannot encode ERROR {code}: {err}"),
         }
     }
 }

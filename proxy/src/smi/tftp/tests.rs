@@ -850,3 +850,44 @@ async fn invalid_limits_are_refused() {
         );
     }
 }
+
+/// A transfer's lines are in the span of the client at the peer's
+/// address: they name its MAC, whoever asked for the file.
+#[tokio::test]
+async fn a_transfer_logs_in_the_span_of_its_client() {
+    use crate::logging::{LogFormat, follow, testing::capture};
+    let log = capture(LogFormat::Plain, "proxy::smi::tftp=info");
+    let _default = tracing::dispatcher::set_default(&log.dispatch);
+    // An address of its own on the loopback, so that no other test's
+    // client is taken for this one.
+    let at = Ipv4Addr::new(127, 0, 0, 77);
+    let mac: crate::mac::Mac = "0011.2233.7777".parse().unwrap();
+    follow(mac, Some(at), None);
+    let mut server = TestServer::start(TftpLimits::default()).await;
+    let file = server
+        .staging
+        .stage("0011.2233.7777", "sw.cfg", Bytes::from_static(b"end\n"));
+    let mut client = Client {
+        socket: UdpSocket::bind((at, 0)).await.unwrap(),
+        server: server.addr,
+        tid: None,
+        buf: vec![0; 70_000],
+    };
+    client.request(file.path(), Options::default(), false).await;
+    client.finish_download().await.unwrap();
+    completed(server.event().await);
+    server.stop().await;
+    let out = log.out.take();
+    let line = out
+        .lines()
+        .find(|l| l.contains("completed"))
+        .unwrap_or_else(|| panic!("no completion line in {out}"));
+    assert!(
+        line.contains(&format!(
+            "INFO client{{mac=0011.2233.7777 ip=127.0.0.77}}: proxy::smi::tftp::transfer: \
+             tftp: RRQ {} completed, 4 bytes in ",
+            file.path()
+        )),
+        "{out}"
+    );
+}

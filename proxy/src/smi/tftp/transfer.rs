@@ -176,8 +176,8 @@ impl Transfer {
             Target::Read(t) => ("RRQ", t.path.clone(), t.owner.clone()),
             Target::Write(t) => ("WRQ", t.path.clone(), t.owner.clone()),
         };
-        log::info!(
-            "tftp: {peer}: {kind} {path} (owner {owner}) started, mode {}, options {:?}",
+        tracing::info!(
+            "tftp: {kind} {path} (owner {owner}) started, mode {}, options {:?}",
             request.mode.as_str(),
             request.options
         );
@@ -213,7 +213,7 @@ impl Transfer {
         let event = match outcome {
             Ok(Success::Sent(bytes)) => {
                 TftpStats::bump(&stats.completed, 1);
-                log::info!("tftp: {peer}: {kind} {path} completed, {bytes} bytes in {duration:?}");
+                tracing::info!("tftp: {kind} {path} completed, {bytes} bytes in {duration:?}");
                 TftpEvent::Completed {
                     owner,
                     path,
@@ -224,8 +224,8 @@ impl Transfer {
             }
             Ok(Success::Received(data)) => {
                 TftpStats::bump(&stats.completed, 1);
-                log::info!(
-                    "tftp: {peer}: {kind} {path} completed, {} bytes in {duration:?}",
+                tracing::info!(
+                    "tftp: {kind} {path} completed, {} bytes in {duration:?}",
                     data.len()
                 );
                 TftpEvent::Uploaded {
@@ -237,7 +237,7 @@ impl Transfer {
             }
             Err(err) => {
                 TftpStats::bump(&stats.failed, 1);
-                log::warn!("tftp: {peer}: {kind} {path} failed after {duration:?}: {err}");
+                tracing::warn!("tftp: {kind} {path} failed after {duration:?}: {err}");
                 TftpEvent::Failed {
                     owner,
                     path,
@@ -258,13 +258,13 @@ async fn report(events: &mpsc::Sender<TftpEvent>, cancel: &CancellationToken, ev
             tokio::select! {
                 sent = events.send(event) => {
                     if sent.is_err() {
-                        log::debug!("tftp: event receiver gone");
+                        tracing::debug!("tftp: event receiver gone");
                     }
                 }
-                () = cancel.cancelled() => log::warn!("tftp: event dropped at shutdown"),
+                () = cancel.cancelled() => tracing::warn!("tftp: event dropped at shutdown"),
             }
         }
-        Err(TrySendError::Closed(_)) => log::debug!("tftp: event receiver gone"),
+        Err(TrySendError::Closed(_)) => tracing::debug!("tftp: event receiver gone"),
     }
 }
 
@@ -350,10 +350,10 @@ impl<'c> Link<'c> {
         match packet.to_vec() {
             Ok(bytes) => {
                 if let Err(err) = self.socket.send_to(&bytes, to).await {
-                    log::debug!("tftp: {to}: cannot send ERROR {code}: {err}");
+                    tracing::debug!("tftp: cannot send ERROR {code} to {to}: {err}");
                 }
             }
-            Err(err) => log::error!("tftp: cannot encode ERROR {code}: {err}"),
+            Err(err) => tracing::error!("tftp: cannot encode ERROR {code}: {err}"),
         }
     }
 
@@ -370,7 +370,7 @@ impl<'c> Link<'c> {
                 Ok(Err(err)) => return Err(TransferError::Socket(err)),
                 Ok(Ok((len, from))) if from == self.peer => return Ok(Some(len)),
                 Ok(Ok((_, from))) => {
-                    log::debug!("tftp: {}: packet from unknown TID {from}", self.peer);
+                    tracing::debug!("tftp: packet from unknown TID {from}");
                     self.send_error(from, ErrorCode::UnknownTransferId, "Unknown transfer ID")
                         .await;
                 }
@@ -413,7 +413,7 @@ impl<'c> Link<'c> {
                 }
                 Ok(packet) => judge(packet),
                 Err(err) => {
-                    log::debug!("tftp: {}: ignoring malformed packet: {err}", self.peer);
+                    tracing::debug!("tftp: ignoring malformed packet: {err}");
                     Step::Ignore
                 }
             };
@@ -439,17 +439,14 @@ impl<'c> Link<'c> {
                     );
                     if repeated {
                         if let Err(err) = self.send(ack).await {
-                            log::debug!("tftp: {}: final ACK not resent: {err}", self.peer);
+                            tracing::debug!("tftp: final ACK not resent: {err}");
                             return;
                         }
                     }
                 }
                 Ok(None) => return,
                 Err(err) => {
-                    log::debug!(
-                        "tftp: {}: stopped waiting after the final ACK: {err}",
-                        self.peer
-                    );
+                    tracing::debug!("tftp: stopped waiting after the final ACK: {err}");
                     return;
                 }
             }
@@ -552,9 +549,8 @@ async fn send_file(
     let options = grant(request, limits, request.options.tsize.map(|_| size));
     let blksize = options.blksize.unwrap_or(DEFAULT_BLKSIZE);
     link.apply(blksize, options.timeout);
-    log::debug!(
-        "tftp: {}: sending {} ({size} bytes, blksize {blksize})",
-        link.peer,
+    tracing::debug!(
+        "tftp: sending {} ({size} bytes, blksize {blksize})",
         target.path
     );
     if !options.is_empty() {
