@@ -152,12 +152,12 @@ impl EventStream {
 /// The classifier's aya-log records (rare events, written only while the
 /// policy's `log_events` is set), forwarded to the daemon's log.
 pub struct XdpLog {
-    fd: AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    fd: AsyncFd<aya_log::EbpfLogger<&'static dyn tracing_log::log::Log>>,
 }
 
 impl XdpLog {
     pub(super) fn new(
-        logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+        logger: aya_log::EbpfLogger<&'static dyn tracing_log::log::Log>,
     ) -> Result<Self, DataplaneError> {
         // SAFETY: the logger owns its ring's map fd for as long as the
         // AsyncFd owns the logger, and `as_raw_fd` always returns that fd.

@@ -172,7 +172,7 @@ pub struct Dataplane {
     /// policy written).
     log_events: bool,
     /// The classifier's aya-log ring, until [`Dataplane::take_log`].
-    log: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    log: Option<aya_log::EbpfLogger<&'static dyn tracing_log::log::Log>>,
     counters: PerCpuArray<MapData, u64>,
     /// Ports trusted for DHCP servers.
     dhcp_trusted: HashMap<MapData, u32, u32>,

@@ -28,7 +28,7 @@
 //! | `group`       | refused: the proxy has no director groups        |                    |
 //! | `join-window` | refused: the proxy has no join window            |                    |
 //! | `protocol`    | `proxy::smi` (SMI sessions and codec)            | `VSTACK_PROTOCOL`  |
-//! | `smi-proxy`   | `smi_proxy`, `proxy` (the whole daemon)          | `VSTACK_SMI_PROXY` |
+//! | `smi-proxy`   | `smi_proxy`, `proxy` (the whole daemon; the prefix also opens `proxy_ebpf`, the XDP program's aya-log lines, which it turns on) | `VSTACK_SMI_PROXY` |
 //!
 //! A line's facility in the `ios` format is that of the switch with the
 //! longest target it matches (`all` aside): `proxy::smi::tftp::transfer`
