@@ -3,6 +3,7 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
+use aya_ebpf::bindings::xdp_md;
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::PerCpuArray;
@@ -59,11 +60,40 @@ struct Options {
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<Options> = PerCpuArray::with_max_entries(1, 0);
 
-/// Walks the options with a bounded loop, recording where the interesting
-/// ones are in `SCRATCH`; returns a pointer to that record.
+/// What [`walk_options`] returns: the options are recorded in `SCRATCH`.
+const WALK_OK: u32 = 0;
+/// What [`walk_options`] returns: the options are malformed.
+const WALK_MALFORMED: u32 = 1;
+/// What [`walk_options`] returns: no scratch space (should not happen).
+const WALK_NO_SCRATCH: u32 = 2;
+
+/// Walks the options from `start` with a bounded loop, recording where the
+/// interesting ones are in `SCRATCH`; returns a pointer to that record.
 #[inline(always)]
-fn walk_options(ctx: &XdpContext, start: usize) -> Result<&'static Options, Stop> {
+fn options(ctx: &XdpContext, start: usize) -> Result<&'static Options, Stop> {
+    match walk_options(ctx.ctx, start as u32) {
+        WALK_OK => {}
+        WALK_MALFORMED => return Err(Stop::DhcpMalformed),
+        _ => return Err(Stop::NoPolicy),
+    }
     let o = SCRATCH.get_ptr_mut(0).ok_or(Stop::NoPolicy)?;
+    // SAFETY: map values live as long as the program.
+    Ok(unsafe { &*o })
+}
+
+/// The option walk, as a global BPF function (context and integer
+/// arguments, integer result): the verifier checks it once, on its own,
+/// instead of once per state of the paths around its call, which keeps
+/// the classifier far under the 1M-instruction budget and leaves room for
+/// the fast paths. Returns `WALK_OK` with the options in `SCRATCH`,
+/// `WALK_MALFORMED` or `WALK_NO_SCRATCH`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn walk_options(raw: *mut xdp_md, start: u32) -> u32 {
+    let ctx = XdpContext::new(raw);
+    let Some(o) = SCRATCH.get_ptr_mut(0) else {
+        return WALK_NO_SCRATCH;
+    };
     // SAFETY: per-CPU map value, no other user on this CPU while we run.
     unsafe {
         (*o).msg_type = 0;
@@ -73,35 +103,43 @@ fn walk_options(ctx: &XdpContext, start: usize) -> Result<&'static Options, Stop
         (*o).vendor_class = 0;
         (*o).vendor_class_len = 0;
     }
-    let mut p = start;
-    let mut ended = false;
+    let mut p = start as usize;
     for _ in 0..MAX_OPTIONS {
         // Forget p's exact range (LLVM may not drop the mask: `p` is opaque
         // to it): every iteration then starts in one verifier state, so
         // pruning keeps the walk linear in the number of iterations.
         p = core::hint::black_box(p) & OFFSET_MASK;
         if p > MAX_OPT_OFFSET {
-            return Err(Stop::DhcpMalformed);
+            return WALK_MALFORMED;
         }
-        let code = u8_at(ctx, p).map_err(|_| Stop::DhcpMalformed)?;
+        let Ok(code) = u8_at(&ctx, p) else {
+            return WALK_MALFORMED;
+        };
         if code == 255 {
-            ended = true;
-            break;
+            return WALK_OK;
         }
         if code == 0 {
             p += 1;
             continue;
         }
-        let len = u8_at(ctx, p + 1).map_err(|_| Stop::DhcpMalformed)? as usize;
+        let Ok(len) = u8_at(&ctx, p + 1) else {
+            return WALK_MALFORMED;
+        };
+        let len = usize::from(len);
         let value = p + 2;
         // The whole value must be inside the frame.
-        if len > 0 {
-            ptr_at::<u8>(ctx, value + len - 1).map_err(|_| Stop::DhcpMalformed)?;
+        if len > 0 && ptr_at::<u8>(&ctx, value + len - 1).is_err() {
+            return WALK_MALFORMED;
         }
         // SAFETY: as above.
         unsafe {
             match code {
-                53 if len >= 1 => (*o).msg_type = u32::from(u8_at(ctx, value)?),
+                53 if len >= 1 => {
+                    let Ok(t) = u8_at(&ctx, value) else {
+                        return WALK_MALFORMED;
+                    };
+                    (*o).msg_type = u32::from(t);
+                }
                 50 if len == 4 => (*o).requested = value as u32,
                 61 => {
                     (*o).client_id = value as u32;
@@ -116,11 +154,7 @@ fn walk_options(ctx: &XdpContext, start: usize) -> Result<&'static Options, Stop
         }
         p = value + len;
     }
-    if !ended {
-        return Err(Stop::DhcpMalformed);
-    }
-    // SAFETY: map values live as long as the program.
-    Ok(unsafe { &*o })
+    WALK_MALFORMED
 }
 
 /// Classifies a DHCP message whose BOOTP header starts at `bootp`: learns
@@ -153,10 +187,21 @@ pub(crate) fn dhcp(
     if op != if from_client { 1 } else { 2 } {
         return Err(Stop::DhcpMalformed);
     }
-    let opts = walk_options(ctx, bootp + size_of::<Bootp>())?;
     let key = ClientKey::new(chaddr);
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
+    let start = bootp + size_of::<Bootp>();
+    if steady(ctx, l2, start, &key, now, xid, yiaddr, from_client) {
+        count(if from_client {
+            counter::DHCP_REQUEST_PASS
+        } else {
+            counter::DHCP_REPLY_PASS
+        });
+        return Ok(XDP_PASS);
+    }
+    // One walk for every other case (a single call site keeps the
+    // verifier's work on it linear).
+    let opts = options(ctx, start)?;
 
     if from_client {
         count(counter::DHCP_REQUEST_PASS);
@@ -281,6 +326,54 @@ pub(crate) fn dhcp(
         count(counter::ADDRESS_LEARNED);
     }
     Ok(XDP_PASS)
+}
+
+/// The fast path of a known client in a steady state: its message type is
+/// the first option (where clients and servers put it), and the frame
+/// changes nothing the daemon must hear about: a request other than a
+/// DISCOVER (which may mean an upgrading client reloaded), or an ACK that
+/// confirms the address the client has. Updates the client's fields and
+/// returns `true`; `false` sends the frame down the full path (the option
+/// walk, events). No option walk, one map lookup: a malformed option after
+/// the first is not looked for here (the frame passes either way).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn steady(
+    ctx: &XdpContext,
+    l2: &L2,
+    start: usize,
+    key: &ClientKey,
+    now: u64,
+    xid: u32,
+    yiaddr: [u8; 4],
+    from_client: bool,
+) -> bool {
+    let Ok(first) = ptr_at::<[u8; 3]>(ctx, start) else {
+        return false;
+    };
+    // SAFETY: bounds checked by `ptr_at`; a byte array needs no alignment.
+    let [code, len, msg_type] = unsafe { *first };
+    if code != 53 || len != 1 {
+        return false;
+    }
+    if from_client {
+        if u32::from(msg_type) == DHCPDISCOVER {
+            return false;
+        }
+    } else if msg_type != DHCPACK {
+        return false;
+    }
+    let Some(e) = CLIENTS.get_ptr_mut(key) else {
+        return false;
+    };
+    // SAFETY: map value pointer from a successful lookup.
+    unsafe {
+        if !from_client && ((*e).ipv4 != yiaddr || (*e).state == state::NEW) {
+            return false;
+        }
+        touch_dhcp(e, now, l2, xid, msg_type);
+    }
+    true
 }
 
 /// Updates a known client's DHCP fields.

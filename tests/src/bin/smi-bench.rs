@@ -77,13 +77,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ns_per_run(dp: &mut Dataplane, prog: &str, frame: &[u8], args: &Args) -> anyhow::Result<f64> {
-    let mut samples = Vec::with_capacity(args.rounds);
+/// Median ns per run of each of `progs` on `frame`, measured in
+/// alternating rounds (one run of each program per round), so that noise
+/// from the rest of the machine hits every program alike.
+fn ns_per_run_interleaved<const N: usize>(
+    dp: &mut Dataplane,
+    progs: [&str; N],
+    frame: &[u8],
+    args: &Args,
+) -> anyhow::Result<[f64; N]> {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(args.rounds));
     for _ in 0..args.rounds {
-        let (_, d) = dp.test_run_program(prog, frame, args.repeat)?;
-        samples.push(d.as_nanos() as f64);
+        for (prog, out) in progs.iter().zip(samples.iter_mut()) {
+            let (_, d) = dp.test_run_program(prog, frame, args.repeat)?;
+            out.push(d.as_nanos() as f64);
+        }
     }
-    Ok(median(samples))
+    Ok(samples.map(median))
 }
 
 fn dataplane(args: &Args) -> anyhow::Result<()> {
@@ -120,7 +130,7 @@ fn dataplane_in(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
         ("SMI dropped (unadmitted)", smi_frame(STRANGER)),
     ];
     println!(
-        "dataplane: BPF_PROG_TEST_RUN, repeat {} x {} rounds (median), ns per frame",
+        "dataplane: BPF_PROG_TEST_RUN, repeat {} x {} rounds (median; the three programs alternate within each round), ns per frame",
         args.repeat, args.rounds
     );
     println!(
@@ -128,9 +138,16 @@ fn dataplane_in(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
         "frame", "classifier", "ref_pass", "ref_lookup", "vs pass", "vs lookup"
     );
     for (name, frame) in &cases {
-        let pass = ns_per_run(&mut dp, proxy_common::REFERENCE_PROGRAMS[0], frame, args)?;
-        let lookup = ns_per_run(&mut dp, proxy_common::REFERENCE_PROGRAMS[1], frame, args)?;
-        let ours = ns_per_run(&mut dp, proxy_common::XDP_PROGRAM, frame, args)?;
+        let [pass, lookup, ours] = ns_per_run_interleaved(
+            &mut dp,
+            [
+                proxy_common::REFERENCE_PROGRAMS[0],
+                proxy_common::REFERENCE_PROGRAMS[1],
+                proxy_common::XDP_PROGRAM,
+            ],
+            frame,
+            args,
+        )?;
         println!(
             "{name:<28} {ours:>10.1} {pass:>10.1} {lookup:>12.1} {:>8.2}x {:>10.2}x",
             ours / pass,
