@@ -698,3 +698,46 @@ fn rare_events_are_logged_only_while_asked_and_at_a_bounded_rate() {
         "still on, after a policy write"
     );
 }
+
+#[test]
+fn a_known_clients_steady_dhcp_updates_it_without_events_whatever_the_option_order() {
+    let mut f = Fixture::new();
+    let m = mac(0x40);
+    let l2 = L2::broadcast(m);
+    f.run(&discover(m, &l2));
+    f.events();
+    f.delta();
+    // The fast path: option 53 first, a REQUEST.
+    let request = Dhcp::cisco_client(m, 0xabcd_0001, msg::REQUEST).frame(&l2, SERVER);
+    assert_eq!(f.run(&request), XDP_PASS);
+    let e = f.entry(m).expect("entry");
+    assert_eq!(
+        (e.dhcp_pkts, e.xid, e.dhcp_msg),
+        (2, 0xabcd_0001, msg::REQUEST)
+    );
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1)]);
+    assert!(f.events().is_empty());
+    // The full path: option 53 last; the same outcome.
+    let mut late = Dhcp::cisco_client(m, 0xabcd_0002, msg::REQUEST);
+    late.options.rotate_left(1);
+    assert_eq!(f.run(&late.frame(&l2, SERVER)), XDP_PASS);
+    let e = f.entry(m).expect("entry");
+    assert_eq!(
+        (e.dhcp_pkts, e.xid, e.dhcp_msg),
+        (3, 0xabcd_0002, msg::REQUEST)
+    );
+    assert_eq!(f.delta(), vec![("dhcp_request_pass", 1)]);
+    assert!(f.events().is_empty());
+    // An ACK with another address than the one it has is news, even with
+    // option 53 first.
+    f.run(&ack(m, &l2, CLIENT_IP));
+    f.events();
+    f.delta();
+    assert_eq!(f.run(&ack(m, &l2, [192, 0, 2, 51])), XDP_PASS);
+    assert_eq!(f.entry(m).expect("entry").ipv4, [192, 0, 2, 51]);
+    assert_eq!(
+        f.delta(),
+        vec![("dhcp_reply_pass", 1), ("address_learned", 1)]
+    );
+    assert_eq!(f.events().len(), 1);
+}
