@@ -1,6 +1,9 @@
 //! This machine's interfaces and their IPv4 addresses, as `vstack proxy`
 //! checks them. Read from the kernel by [`LocalAddrs::system`]; tests build
-//! one by hand.
+//! one by hand. [`netlink`]: route netlink requests (links, neighbours) to
+//! the kernel, one at a time.
+pub mod netlink;
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 

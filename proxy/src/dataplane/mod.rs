@@ -17,7 +17,7 @@ use aya::{Ebpf, EbpfLoader};
 use proxy_common::{ClientEntry, ClientKey, Policy, counter, maps};
 
 pub use events::{DataplaneEvent, DropReason, EventKind, EventStream, XdpLog};
-pub use neigh::{NeighError, NeighbourSeeder, Seeded, route_socket};
+pub use neigh::{NeighError, NeighbourSeeder, Seeded};
 pub use table::ClientTable;
 
 /// The classifier object, built by `build.rs` (aya-build) and embedded.

@@ -8,6 +8,12 @@ use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
+use netlink_packet_core::NLM_F_ACK;
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkMessage,
+};
+use proxy::host::netlink::{Answer, RouteSocket};
 use tokio::io::unix::AsyncFd;
 
 use crate::netns::NsGuard;
@@ -172,72 +178,36 @@ pub fn up_without_ipv6_in(namespaces: &[String]) -> anyhow::Result<()> {
 /// netlink requests; the per-namespace `disable_ipv6` sysctl it replaces
 /// took the kernel 10 ms a namespace at 10,000 namespaces.
 pub fn up_without_ipv6(iface: &str) -> anyhow::Result<()> {
-    let cname = std::ffi::CString::new(iface).context("interface name")?;
-    // SAFETY: a valid NUL-terminated name.
-    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if index == 0 {
-        bail!("no interface {iface}: {}", std::io::Error::last_os_error());
-    }
-    let sock = proxy::dataplane::route_socket().context("netlink socket")?;
+    let index =
+        proxy::dataplane::ifindex(iface).with_context(|| format!("no interface {iface}"))?;
+    let mut socket = RouteSocket::open()?;
     // IFLA_AF_SPEC { AF_INET6 { IFLA_INET6_ADDR_GEN_MODE: NONE } }.
-    const IFLA_AF_SPEC: u16 = 26;
-    const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
-    const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
-    let mut no_ipv6 = Vec::with_capacity(16);
-    no_ipv6.extend_from_slice(&16u16.to_ne_bytes());
-    no_ipv6.extend_from_slice(&IFLA_AF_SPEC.to_ne_bytes());
-    no_ipv6.extend_from_slice(&12u16.to_ne_bytes());
-    no_ipv6.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-    no_ipv6.extend_from_slice(&5u16.to_ne_bytes());
-    no_ipv6.extend_from_slice(&IFLA_INET6_ADDR_GEN_MODE.to_ne_bytes());
-    no_ipv6.extend_from_slice(&[IN6_ADDR_GEN_MODE_NONE, 0, 0, 0]);
-    let up = libc::IFF_UP as u32;
-    for (seq, (flags, attrs)) in [(0, no_ipv6.as_slice()), (up, &[][..])]
-        .into_iter()
-        .enumerate()
-    {
-        setlink(&sock, index, flags, attrs, seq as u32 + 1)
+    let gen_none = AfSpecInet6::AddrGenMode(In6AddrGenMode::None);
+    let no_ipv6 = LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![gen_none])]);
+    for (flags, attributes) in [(LinkFlags::empty(), vec![no_ipv6]), (LinkFlags::Up, vec![])] {
+        setlink(&mut socket, index, flags, attributes)
             .with_context(|| format!("RTM_SETLINK {iface}"))?;
     }
     Ok(())
 }
 
 /// One acknowledged `RTM_SETLINK` of interface `index`: `IFF_UP` set to
-/// `flags`'s, then `attrs`.
-fn setlink(sock: &OwnedFd, index: u32, flags: u32, attrs: &[u8], seq: u32) -> anyhow::Result<()> {
-    const RTM_SETLINK: u16 = 19;
-    let len = 32 + attrs.len();
-    let mut m = vec![0u8; 32];
-    m[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    m[4..6].copy_from_slice(&RTM_SETLINK.to_ne_bytes());
-    m[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
-    m[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // ifinfomsg: family, pad, type, index, flags, change.
-    m[20..24].copy_from_slice(&index.to_ne_bytes());
-    m[24..28].copy_from_slice(&flags.to_ne_bytes());
-    m[28..32].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
-    m.extend_from_slice(attrs);
-    // SAFETY: valid fd; the buffer outlives the call.
-    if unsafe { libc::send(sock.as_raw_fd(), m.as_ptr().cast(), m.len(), 0) } < 0 {
-        bail!("send: {}", std::io::Error::last_os_error());
-    }
-    let mut buf = [0u8; 1024];
-    loop {
-        // SAFETY: valid fd; the buffer outlives the call.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        let Ok(n) = usize::try_from(n) else {
-            bail!("recv: {}", std::io::Error::last_os_error());
-        };
-        let field = |at: usize| buf[..n].get(at..at + 4).and_then(|b| b.try_into().ok());
-        let kind = buf[..n].get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
-        if kind != Some(libc::NLMSG_ERROR as u16) || field(8).map(u32::from_ne_bytes) != Some(seq) {
-            continue;
-        }
-        return match field(16).map(i32::from_ne_bytes) {
-            Some(0) => Ok(()),
-            Some(e) => Err(std::io::Error::from_raw_os_error(-e).into()),
-            None => bail!("truncated acknowledgement"),
-        };
+/// `flags`'s, then `attributes`.
+fn setlink(
+    socket: &mut RouteSocket,
+    index: u32,
+    flags: LinkFlags,
+    attributes: Vec<LinkAttribute>,
+) -> anyhow::Result<()> {
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    link.header.flags = flags;
+    link.header.change_mask = LinkFlags::Up;
+    link.attributes = attributes;
+    match socket.request(RouteNetlinkMessage::SetLink(link), NLM_F_ACK)? {
+        Answer::Ack => Ok(()),
+        Answer::Refused(errno) => Err(std::io::Error::from_raw_os_error(errno).into()),
+        Answer::Message(m) => bail!("answered with a message: {m:?}"),
     }
 }
 
@@ -534,14 +504,11 @@ impl PacketSocket {
     /// Opens the socket on `iface` of the calling thread's namespace (call it
     /// inside [`in_netns`]); finish with [`PacketSocket::from_fd`] in the runtime.
     pub fn open_fd(iface: &str, udp_port: u16, chaddr: [u8; 6]) -> anyhow::Result<OwnedFd> {
-        let name = std::ffi::CString::new(iface)?;
+        let index =
+            proxy::dataplane::ifindex(iface).with_context(|| format!("no interface {iface}"))?;
         // SAFETY: plain syscalls on a fresh fd, results checked; the filter
         // array outlives the setsockopt call.
         unsafe {
-            let index = libc::if_nametoindex(name.as_ptr());
-            if index == 0 {
-                bail!("no interface {iface}");
-            }
             // Protocol 0: receives nothing until bound, so no frame slips
             // in before the filter.
             let fd = libc::socket(
