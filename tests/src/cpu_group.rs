@@ -41,10 +41,47 @@ impl CpuGroup {
     }
 
     /// Processes in the group now.
-    pub fn processes(&self) -> anyhow::Result<usize> {
+    pub fn processes(&self) -> anyhow::Result<Vec<u32>> {
         let procs = std::fs::read_to_string(self.dir.join("cgroup.procs"))?;
-        Ok(procs.lines().filter(|l| !l.trim().is_empty()).count())
+        Ok(procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
     }
+
+    /// Sends SIGKILL to every process in the group (the processes the
+    /// measured one started and left behind).
+    pub fn kill_all(&self) -> anyhow::Result<()> {
+        for pid in self.processes()? {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: kill(2) has no memory preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes the empty groups named `<prefix><pid>-...` left by runs whose
+/// process `<pid>` is gone (a run killed before it could clean up).
+pub fn remove_stale(prefix: &str) -> anyhow::Result<()> {
+    let root = cgroup2_mount()?;
+    for entry in std::fs::read_dir(&root)?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        // Fails, harmlessly, while a process is left in it.
+        let _ = std::fs::remove_dir(entry.path());
+    }
+    Ok(())
 }
 
 impl Drop for CpuGroup {

@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 
 use crate::cpu_group::CpuGroup;
+use crate::figures::proc_sample;
 use crate::tftp_load::{self, LoadReport, LoadSpec};
 
 /// tftpd-hpa's daemon, from the Debian package.
@@ -55,6 +55,10 @@ pub struct TftpArgs {
     /// `tftp`: worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     pub generator_threads: usize,
+    /// `tftp`: the proxy's bench server binary (default: the
+    /// `smi-tftp-bench-server` next to this binary), to compare builds.
+    #[arg(long)]
+    pub proxy_server: Option<PathBuf>,
 }
 
 /// Parses `256k`, `16m` or a number of bytes.
@@ -147,7 +151,8 @@ impl Kind {
     }
 }
 
-/// A server process in a process group and a cgroup of its own.
+/// A server process in a cgroup of its own. It stays in the bench's
+/// process group, so that an interrupt from the terminal reaches it too.
 struct Server {
     kind: Kind,
     child: Child,
@@ -160,15 +165,17 @@ struct Server {
 impl Server {
     /// `smi-tftp-bench-server` with the files staged; reads the staged
     /// paths and the address from its stdout.
-    fn proxy(dir: &Path, files: &[BenchFile]) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?.with_file_name("smi-tftp-bench-server");
+    fn proxy(exe: Option<&Path>, dir: &Path, files: &[BenchFile]) -> anyhow::Result<Self> {
+        let exe = match exe {
+            Some(exe) => exe.to_owned(),
+            None => std::env::current_exe()?.with_file_name("smi-tftp-bench-server"),
+        };
         let group = CpuGroup::new(&group_name(Kind::Proxy))?;
         let mut child = Command::new(&exe)
             .args(["--listen", "127.0.0.1:0"])
             .args(files.iter().map(|f| dir.join(&f.name)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
         group.add(child.id())?;
@@ -215,7 +222,6 @@ impl Server {
             .arg("--secure")
             .arg(dir)
             .stdin(Stdio::null())
-            .process_group(0)
             .spawn()
             .context("starting in.tftpd")?;
         // Before any request: the transfers it forks are born in the group.
@@ -237,7 +243,7 @@ impl Server {
     /// processes have exited), so that their CPU time is counted.
     fn settle(&self) -> anyhow::Result<()> {
         let until = Instant::now() + SETTLE;
-        while self.group.processes()? > 1 {
+        while self.group.processes()?.len() > 1 {
             if Instant::now() > until {
                 eprintln!(
                     "smi-bench tftp: {} still runs transfers after {SETTLE:?}",
@@ -258,21 +264,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group this bench created.
-            unsafe { libc::kill(-pid, libc::SIGTERM) };
+            // SAFETY: kill(2) of the server this bench started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         let _ = self.child.wait();
-        // The group can go once tftpd-hpa's transfers have gone too.
+        // Then whatever it left (tftpd-hpa's transfers), so the group can go.
         let until = Instant::now() + SETTLE;
-        while self.group.processes().unwrap_or(0) > 0 && Instant::now() < until {
+        while self.group.processes().is_ok_and(|p| !p.is_empty()) && Instant::now() < until {
+            let _ = self.group.kill_all();
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
+/// Prefix of the cgroups of this bench, before the bench's pid.
+const GROUP_PREFIX: &str = "smi-bench-tftp-";
+
 /// The cgroup of one server of this bench.
 fn group_name(kind: Kind) -> String {
-    format!("smi-bench-tftp-{}-{}", std::process::id(), kind.name())
+    format!("{GROUP_PREFIX}{}-{}", std::process::id(), kind.name())
 }
 
 /// One case: a file, a number of clients, a block size.
@@ -288,6 +298,10 @@ struct Case {
 struct Measured {
     report: LoadReport,
     cpu_s: f64,
+    /// CPU seconds of the load generator (this process).
+    generator_cpu_s: f64,
+    /// Share of the machine's CPU time that was busy, 0..=1.
+    machine_busy: f64,
 }
 
 impl Measured {
@@ -316,10 +330,11 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
             "block size {size} outside 8..=65464"
         );
     }
+    crate::cpu_group::remove_stale(GROUP_PREFIX)?;
     let dir = TempDir(std::env::temp_dir().join(format!("smi-bench-tftp-{}", std::process::id())));
     let files = make_files(&dir.0, &args.file_sizes)?;
     let servers = [
-        Server::proxy(&dir.0, &files)?,
+        Server::proxy(args.proxy_server.as_deref(), &dir.0, &files)?,
         Server::tftpd_hpa(&dir.0, &files)?,
     ];
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -373,14 +388,19 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
         for server in order {
             let measured = measure(&runtime, server, &files, *case)?;
             eprintln!(
-                "smi-bench tftp: {} x {} (x{}) blksize {} {}: {:.1} MB/s, {:.2} CPU s",
+                "smi-bench tftp: {} x {} (x{}) blksize {} {}: {:.1} MB/s, server {:.2} CPU s, \
+                 generator {:.2} CPU s, machine {:.0} % busy, resends {} requests + {} ACKs",
                 case.clients,
                 size_label(files[case.file].len),
                 case.downloads,
                 case.blksize,
                 server.kind.name(),
                 measured.mb_per_s(),
-                measured.cpu_s
+                measured.cpu_s,
+                measured.generator_cpu_s,
+                measured.machine_busy * 100.0,
+                measured.report.request_resends,
+                measured.report.resends - measured.report.request_resends,
             );
             let slot = usize::from(server.kind == Kind::TftpdHpa);
             got[slot] = Some(measured);
@@ -422,11 +442,26 @@ fn measure(
     case: Case,
 ) -> anyhow::Result<Measured> {
     let spec = spec(server, files, case)?;
+    let me = std::process::id();
     server.settle()?;
     let before = server.cpu_s()?;
-    let report = runtime.block_on(tftp_load::run(&spec));
+    let generator_before = proc_sample(me)?.cpu_s;
+    let machine_before = machine_ticks()?;
+    // An interrupt ends the bench through its destructors, which stop the
+    // servers and remove their cgroups.
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = tftp_load::run(&spec) => Ok(report),
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })?;
+    let generator_cpu_s = proc_sample(me)?.cpu_s - generator_before;
+    let machine_after = machine_ticks()?;
     server.settle()?;
     let cpu_s = server.cpu_s()? - before;
+    let total = machine_after.0.saturating_sub(machine_before.0).max(1);
+    let idle = machine_after.1.saturating_sub(machine_before.1);
+    let machine_busy = 1.0 - idle as f64 / total as f64;
     if report.failed > 0 {
         eprintln!(
             "smi-bench tftp: {}: {} of {} downloads failed, first: {}",
@@ -436,7 +471,25 @@ fn measure(
             report.first_error.as_deref().unwrap_or("?")
         );
     }
-    Ok(Measured { report, cpu_s })
+    Ok(Measured {
+        report,
+        cpu_s,
+        generator_cpu_s,
+        machine_busy,
+    })
+}
+
+/// All and idle (with iowait) CPU ticks of the machine, from `/proc/stat`.
+fn machine_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((ticks.iter().sum(), idle))
 }
 
 /// The 1-minute load average, for the record.

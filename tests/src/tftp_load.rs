@@ -63,6 +63,8 @@ pub struct LoadReport {
     pub bytes: u64,
     /// Packets resent after a timeout (requests and ACKs).
     pub resends: u64,
+    /// Of those, requests: the server had not answered at all.
+    pub request_resends: u64,
     /// DATA blocks received again (acknowledged again).
     pub duplicates: u64,
 }
@@ -71,6 +73,7 @@ pub struct LoadReport {
 #[derive(Default)]
 struct Tally {
     resends: u64,
+    request_resends: u64,
     duplicates: u64,
 }
 
@@ -96,6 +99,7 @@ pub async fn run(spec: &LoadSpec) -> LoadReport {
             ),
         };
         report.resends += tally.resends;
+        report.request_resends += tally.request_resends;
         report.duplicates += tally.duplicates;
         for outcome in outcomes {
             match outcome {
@@ -279,7 +283,10 @@ async fn download(
                 tally.resends += 1;
                 match last {
                     Some(ack) => socket.send(&ack).await.context("resend ACK")?,
-                    None => socket.send_to(rrq, spec.server).await.context("resend RRQ")?,
+                    None => {
+                        tally.request_resends += 1;
+                        socket.send_to(rrq, spec.server).await.context("resend RRQ")?
+                    }
                 };
                 sleep.as_mut().reset(tokio::time::Instant::now() + spec.timeout);
                 continue;
