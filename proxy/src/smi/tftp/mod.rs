@@ -436,7 +436,9 @@ impl Server {
             limits: self.limits,
             staging: self.staging.clone(),
             events: self.events.clone(),
-            cancel: self.shutdown.clone(),
+            // A token of its own: a shared one is a lock every transfer
+            // takes on every block it waits for.
+            cancel: self.shutdown.child_token(),
             permit,
             active: transfer::ActiveGuard::insert(&self.active, key),
         };
