@@ -38,6 +38,7 @@
 //! default), so files of more than 65535 blocks transfer. Requests in
 //! `netascii` mode get the file's bytes unchanged, as in `octet` mode.
 
+mod inbox;
 pub mod packet;
 mod staging;
 mod transfer;

@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::inbox::Inbox;
 use super::packet::{
     DATA_HEADER_LEN, DEFAULT_BLKSIZE, EncodeError, ErrorCode, MAX_CONTROL_LEN, Options, Packet,
     Request,
@@ -303,6 +304,8 @@ struct Link {
     deadline: Instant,
     total: Duration,
     recv: Vec<u8>,
+    /// Reads the socket into `recv` without an empty read per block.
+    inbox: Inbox,
     /// Fires at the end of the current wait for the peer (moved by each wait).
     timer: Pin<Box<Sleep>>,
     /// Completes when `cancel` fires.
@@ -325,6 +328,7 @@ impl Link {
             deadline,
             total: limits.deadline,
             recv: vec![0; MAX_CONTROL_LEN.saturating_add(1)],
+            inbox: Inbox::default(),
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             cancelled: Box::pin(cancel.clone().cancelled_owned()),
         }
@@ -408,7 +412,7 @@ impl Link {
         }
         tokio::select! {
             biased;
-            received = self.socket.recv_from(&mut self.recv) => Ok(Some(received)),
+            received = self.inbox.recv_from(&self.socket, &mut self.recv) => Ok(Some(received)),
             () = &mut self.cancelled => Err(TransferError::Cancelled),
             () = &mut self.timer => Ok(None),
         }
