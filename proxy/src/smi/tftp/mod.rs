@@ -282,6 +282,7 @@ pub async fn serve(
 ) -> Result<(), TftpError> {
     limits.validate()?;
     let local = socket.local_addr().map_err(TftpError::LocalAddr)?;
+    widen_receive_buffer(&socket);
     log::info!("tftp: serving on {local}");
     let mut server = Server {
         socket,
@@ -325,6 +326,24 @@ pub async fn serve(
     }
     log::info!("tftp: stopped serving on {local}");
     result
+}
+
+/// Bytes of queued requests the listening socket may hold (the kernel
+/// counts each datagram's buffer, about 1 KiB for a request): a burst of a
+/// thousand switches asking at once. Requests the queue has no room for are
+/// dropped, and each of those switches waits a whole timeout to ask again.
+const LISTEN_BUFFER: usize = 2 << 20;
+
+/// Asks for [`LISTEN_BUFFER`] on the listening socket: beyond the system's
+/// `rmem_max` when allowed (`CAP_NET_ADMIN`), else up to it. Best effort.
+fn widen_receive_buffer(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &LISTEN_BUFFER).is_ok() {
+        return;
+    }
+    if let Err(err) = setsockopt(socket, sockopt::RcvBuf, &LISTEN_BUFFER) {
+        log::debug!("tftp: receive buffer left as it was: {err}");
+    }
 }
 
 fn is_transient(err: &io::Error) -> bool {
