@@ -52,6 +52,11 @@ pub struct TftpArgs {
     /// their download in sequence until it does).
     #[arg(long, default_value_t = 256)]
     pub min_mib: u64,
+    /// `tftp`: cut the file of a case whose clients would move more than
+    /// this many MiB in one round, to this divided by the clients (for
+    /// 1,000 clients of 16 MiB, 16 GiB per server); the table says so.
+    #[arg(long)]
+    pub max_case_mib: Option<u64>,
     /// `tftp`: worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     pub generator_threads: usize,
@@ -286,12 +291,70 @@ fn group_name(kind: Kind) -> String {
 }
 
 /// One case: a file, a number of clients, a block size.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Case {
+    /// Index of the file in the served files.
     file: usize,
+    /// Its length.
+    len: u64,
+    /// The size asked for with `--file-sizes` (larger when cut).
+    asked: u64,
     clients: usize,
     blksize: u16,
+    /// Downloads per client, in sequence.
     downloads: u32,
+}
+
+impl Case {
+    /// The size column: `16 MiB`, or `4 MiB (16 MiB cut by --max-case-mib)`.
+    fn size(&self) -> String {
+        if self.len == self.asked {
+            size_label(self.len)
+        } else {
+            format!(
+                "{} ({} cut by --max-case-mib)",
+                size_label(self.len),
+                size_label(self.asked)
+            )
+        }
+    }
+}
+
+/// The cases of a run: every block size, file size and number of clients,
+/// each file cut to `--max-case-mib` divided by the clients if asked (to
+/// whole MiB, or 64 KiB below 1 MiB), each client repeating its download until the case
+/// moves `--min-mib`.
+fn plan(args: &TftpArgs) -> Vec<Case> {
+    let min_bytes = args.min_mib.saturating_mul(1 << 20);
+    let mut cases = Vec::new();
+    for &blksize in &args.blksize {
+        for &asked in &args.file_sizes {
+            for &clients in &args.clients {
+                let clients = clients.max(1);
+                let count = u64::try_from(clients).unwrap_or(u64::MAX);
+                let len = match args.max_case_mib {
+                    Some(max) if asked.saturating_mul(count) > max.saturating_mul(1 << 20) => {
+                        let share = max.saturating_mul(1 << 20) / count;
+                        let unit = if share >= 1 << 20 { 1 << 20 } else { 64 << 10 };
+                        (share - share % unit).max(64 << 10).min(asked)
+                    }
+                    _ => asked,
+                };
+                let per_round = len.saturating_mul(count).max(1);
+                let downloads =
+                    u32::try_from(min_bytes.div_ceil(per_round).max(1)).unwrap_or(u32::MAX);
+                cases.push(Case {
+                    file: 0,
+                    len,
+                    asked,
+                    clients,
+                    blksize,
+                    downloads,
+                });
+            }
+        }
+    }
+    cases
 }
 
 /// One server's figures for one case.
@@ -300,8 +363,9 @@ struct Measured {
     cpu_s: f64,
     /// CPU seconds of the load generator (this process).
     generator_cpu_s: f64,
-    /// Share of the machine's CPU time that was busy, 0..=1.
-    machine_busy: f64,
+    /// CPU seconds the rest of the machine used meanwhile (other users,
+    /// kernel threads): the noise of the figure.
+    others_cpu_s: f64,
 }
 
 impl Measured {
@@ -331,8 +395,15 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
         );
     }
     crate::cpu_group::remove_stale(GROUP_PREFIX)?;
+    let mut cases = plan(args);
+    let mut sizes: Vec<u64> = cases.iter().map(|c| c.len).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
     let dir = TempDir(std::env::temp_dir().join(format!("smi-bench-tftp-{}", std::process::id())));
-    let files = make_files(&dir.0, &args.file_sizes)?;
+    let files = make_files(&dir.0, &sizes)?;
+    for case in &mut cases {
+        case.file = files.iter().position(|f| f.len == case.len).unwrap_or(0);
+    }
     let servers = [
         Server::proxy(args.proxy_server.as_deref(), &dir.0, &files)?,
         Server::tftpd_hpa(&dir.0, &files)?,
@@ -341,27 +412,13 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
         .worker_threads(args.generator_threads.max(1))
         .enable_all()
         .build()?;
-    let min_bytes = args.min_mib.saturating_mul(1 << 20);
-    let mut cases = Vec::new();
-    for &blksize in &args.blksize {
-        for (file, f) in files.iter().enumerate() {
-            for &clients in &args.clients {
-                let per_round = f.len.saturating_mul(clients.max(1) as u64);
-                let downloads = u32::try_from(min_bytes.div_ceil(per_round).max(1))?;
-                cases.push(Case {
-                    file,
-                    clients: clients.max(1),
-                    blksize,
-                    downloads,
-                });
-            }
-        }
-    }
     // Warm both up (and prove they serve) before anything is counted.
     for server in &servers {
         for &blksize in &args.blksize {
             let warm = Case {
                 file: 0,
+                len: files.first().map_or(0, |f| f.len),
+                asked: 0,
                 clients: 1,
                 blksize,
                 downloads: 3,
@@ -389,16 +446,16 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
             let measured = measure(&runtime, server, &files, *case)?;
             eprintln!(
                 "smi-bench tftp: {} x {} (x{}) blksize {} {}: {:.1} MB/s, server {:.2} CPU s, \
-                 generator {:.2} CPU s, machine {:.0} % busy, resends {} requests + {} ACKs",
+                 generator {:.2} CPU s, others {:.2} CPU s, resends {} requests + {} ACKs",
                 case.clients,
-                size_label(files[case.file].len),
+                case.size(),
                 case.downloads,
                 case.blksize,
                 server.kind.name(),
                 measured.mb_per_s(),
                 measured.cpu_s,
                 measured.generator_cpu_s,
-                measured.machine_busy * 100.0,
+                measured.others_cpu_s,
                 measured.report.request_resends,
                 measured.report.resends - measured.report.request_resends,
             );
@@ -410,7 +467,7 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
         }
     }
     let took = started.elapsed();
-    print_table(args, &files, &rows, load_before, load_average(), took);
+    print_table(args, &rows, &load_before, took);
     Ok(())
 }
 
@@ -446,7 +503,7 @@ fn measure(
     server.settle()?;
     let before = server.cpu_s()?;
     let generator_before = proc_sample(me)?.cpu_s;
-    let machine_before = machine_ticks()?;
+    let machine_before = machine_busy_s()?;
     // An interrupt ends the bench through its destructors, which stop the
     // servers and remove their cgroups.
     let report = runtime.block_on(async {
@@ -456,12 +513,11 @@ fn measure(
         }
     })?;
     let generator_cpu_s = proc_sample(me)?.cpu_s - generator_before;
-    let machine_after = machine_ticks()?;
+    let machine_after = machine_busy_s()?;
     server.settle()?;
     let cpu_s = server.cpu_s()? - before;
-    let total = machine_after.0.saturating_sub(machine_before.0).max(1);
-    let idle = machine_after.1.saturating_sub(machine_before.1);
-    let machine_busy = 1.0 - idle as f64 / total as f64;
+    let busy = machine_after - machine_before;
+    let others_cpu_s = (busy - cpu_s - generator_cpu_s).max(0.0);
     if report.failed > 0 {
         eprintln!(
             "smi-bench tftp: {}: {} of {} downloads failed, first: {}",
@@ -475,12 +531,13 @@ fn measure(
         report,
         cpu_s,
         generator_cpu_s,
-        machine_busy,
+        others_cpu_s,
     })
 }
 
-/// All and idle (with iowait) CPU ticks of the machine, from `/proc/stat`.
-fn machine_ticks() -> anyhow::Result<(u64, u64)> {
+/// Busy CPU seconds of the whole machine since boot (all but idle and
+/// iowait), from `/proc/stat`.
+fn machine_busy_s() -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string("/proc/stat")?;
     let line = stat.lines().next().context("empty /proc/stat")?;
     let ticks: Vec<u64> = line
@@ -488,8 +545,17 @@ fn machine_ticks() -> anyhow::Result<(u64, u64)> {
         .skip(1)
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    Ok((ticks.iter().sum(), idle))
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(busy as f64 / hz)
 }
 
 /// The 1-minute load average, for the record.
@@ -512,10 +578,8 @@ fn tftpd_hpa_version() -> String {
 
 fn print_table(
     args: &TftpArgs,
-    files: &[BenchFile],
     rows: &[(Case, Measured, Measured)],
-    load_before: String,
-    load_after: String,
+    load_before: &str,
     took: Duration,
 ) {
     println!(
@@ -523,16 +587,17 @@ fn print_table(
          proxy = smi-tftp-bench-server (proxy::smi::tftp::serve, 2 worker threads, files in memory); \
          tftpd-hpa {} (in.tftpd -L -s, a process per transfer, files from the page cache); \
          MB = 10^6 bytes; CPU = user + system of the server's cgroup (tftpd-hpa's transfer processes included); \
-         each case moves at least {} MiB; {:.0} s; load average {load_before} before, {load_after} after",
+         each case moves at least {} MiB; {:.0} s; load average {load_before} before the run; \
+         others = CPU the rest of the machine used during the case (the noise)",
         args.generator_threads,
         tftpd_hpa_version(),
         args.min_mib,
         took.as_secs_f64(),
     );
     println!(
-        "\n| size | clients | downloads per client | blksize | server | MB/s | server CPU s | CPU ms per MB | ratio proxy/tftpd-hpa (MB/s; CPU per MB) | resends | goal |"
+        "\n| size | clients | downloads per client | blksize | server | MB/s | server CPU s | CPU ms per MB | ratio proxy/tftpd-hpa (MB/s; CPU per MB) | resends | others CPU s | goal |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (case, proxy, hpa) in rows {
         let speed = proxy.mb_per_s() / hpa.mb_per_s().max(f64::MIN_POSITIVE);
         let cpu = proxy.cpu_ms_per_mb() / hpa.cpu_ms_per_mb().max(f64::MIN_POSITIVE);
@@ -555,8 +620,8 @@ fn print_table(
                 String::new()
             };
             println!(
-                "| {} | {} | {} | {} | {}{failed} | {:.1} | {:.2} | {:.2} | {ratio} | {} | {goal} |",
-                size_label(files[case.file].len),
+                "| {} | {} | {} | {} | {}{failed} | {:.1} | {:.2} | {:.2} | {ratio} | {} | {:.1} | {goal} |",
+                case.size(),
                 case.clients,
                 case.downloads,
                 case.blksize,
@@ -565,6 +630,7 @@ fn print_table(
                 m.cpu_s,
                 m.cpu_ms_per_mb(),
                 m.report.resends,
+                m.others_cpu_s,
             );
         }
     }
@@ -592,6 +658,29 @@ mod tests {
         assert_eq!(size_label(256 << 10), "256 KiB");
         assert_eq!(size_label(16 << 20), "16 MiB");
         assert_eq!(size_label(1000), "1000 B");
+    }
+
+    #[test]
+    fn plans() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            tftp: TftpArgs,
+        }
+        let args = Cli::parse_from(["x", "--max-case-mib", "4096"]).tftp;
+        let cases = plan(&args);
+        assert_eq!(cases.len(), 6);
+        let big = cases.last().unwrap();
+        assert_eq!((big.clients, big.len, big.asked), (1000, 4 << 20, 16 << 20));
+        assert_eq!(big.size(), "4 MiB (16 MiB cut by --max-case-mib)");
+        let one = cases.first().unwrap();
+        assert_eq!(
+            (one.len, one.downloads, one.size()),
+            (256 << 10, 1024, "256 KiB".into())
+        );
+        let uncut = plan(&Cli::parse_from(["x"]).tftp);
+        assert!(uncut.iter().all(|c| c.len == c.asked));
     }
 
     #[test]
