@@ -17,11 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use tokio::net::UdpSocket;
 
-const RRQ: u16 = 1;
-const DATA: u16 = 3;
-const ACK: u16 = 4;
-const ERROR: u16 = 5;
-const OACK: u16 = 6;
+use crate::tftp_client::{DATA, ERROR, OACK, ack, rrq};
+
 /// Block size without options (RFC 1350).
 const PLAIN_BLKSIZE: u16 = 512;
 
@@ -323,25 +320,9 @@ async fn download(
     }
 }
 
-fn ack(block: u16) -> [u8; 4] {
-    let [a, b] = ACK.to_be_bytes();
-    let [c, d] = block.to_be_bytes();
-    [a, b, c, d]
-}
-
 /// The read request: plain at 512 bytes, else with `blksize` and `tsize 0`.
 fn request(path: &str, blksize: u16) -> Vec<u8> {
-    let size = blksize.to_string();
-    let mut fields = vec![path, "octet"];
-    if blksize != PLAIN_BLKSIZE {
-        fields.extend(["blksize", &size, "tsize", "0"]);
-    }
-    let mut packet = RRQ.to_be_bytes().to_vec();
-    for field in fields {
-        packet.extend_from_slice(field.as_bytes());
-        packet.push(0);
-    }
-    packet
+    rrq(path, (blksize != PLAIN_BLKSIZE).then_some(blksize))
 }
 
 #[cfg(test)]
@@ -355,7 +336,6 @@ mod tests {
             request("f", 1468),
             b"\0\x01f\0octet\0blksize\x001468\0tsize\x000\0"
         );
-        assert_eq!(ack(0x0102), [0, 4, 1, 2]);
     }
 
     fn spec(len: u64, crc: u32, blksize: u16) -> LoadSpec {
