@@ -222,7 +222,10 @@ fn run_bin_release(bin: &str, args: &[String]) -> anyhow::Result<()> {
         bail!("{bin} needs root (XDP, network namespaces): run it as root");
     }
     run(Command::new("cargo").args(["build", "--release", "--bins"]))?;
-    run(Command::new(format!("target/release/{bin}")).args(args))
+    // Where cargo just built it: CARGO_TARGET_DIR when set.
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    run(Command::new(target.join("release").join(bin)).args(args))
 }
 
 fn test(no_lint: bool, fuzz_seconds: u32) -> anyhow::Result<()> {
