@@ -3,6 +3,7 @@
 //! the lab topology and the figures of a lab run.
 
 pub mod attack;
+pub mod cpu_group;
 pub mod dhcp_server;
 pub mod emulator;
 pub mod end_state;
@@ -12,4 +13,6 @@ pub mod lab;
 pub mod netns;
 pub mod pnp_server;
 pub mod scenario;
+pub mod tftp_bench;
 pub mod tftp_client;
+pub mod tftp_load;

@@ -16,12 +16,13 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use tokio::net::UdpSocket;
 
-const RRQ: u16 = 1;
+// Opcodes (RFC 1350, RFC 2347), shared with `tftp_load`.
+pub(crate) const RRQ: u16 = 1;
 const WRQ: u16 = 2;
-const DATA: u16 = 3;
-const ACK: u16 = 4;
-const ERROR: u16 = 5;
-const OACK: u16 = 6;
+pub(crate) const DATA: u16 = 3;
+pub(crate) const ACK: u16 = 4;
+pub(crate) const ERROR: u16 = 5;
+pub(crate) const OACK: u16 = 6;
 /// Block size without the option (RFC 1350).
 const DEFAULT_BLKSIZE: usize = 512;
 
@@ -85,7 +86,7 @@ pub async fn fetch(
         "block size {} outside 8..=65464",
         opts.blksize
     );
-    let mut link = Link::open(socket, server, rrq(filename, opts.blksize)).await?;
+    let mut link = Link::open(socket, server, rrq(filename, Some(opts.blksize))).await?;
     let mut blksize = DEFAULT_BLKSIZE;
     let mut tsize: Option<u64> = None;
     let mut expected: u16 = 1;
@@ -126,7 +127,9 @@ pub async fn fetch(
                         _ => {}
                     }
                 }
-                link.send(ack(0), from).await.context("send ACK 0")?;
+                link.send(ack(0).to_vec(), from)
+                    .await
+                    .context("send ACK 0")?;
             }
             DATA => {
                 let Some((&[bh, bl], block)) = body.split_first_chunk::<2>() else {
@@ -145,7 +148,9 @@ pub async fn fetch(
                         opts.max_size
                     );
                     data.extend_from_slice(block);
-                    link.send(ack(number), from).await.context("send ACK")?;
+                    link.send(ack(number).to_vec(), from)
+                        .await
+                        .context("send ACK")?;
                     if block.len() < blksize {
                         if let Some(size) = tsize {
                             ensure!(
@@ -365,26 +370,27 @@ impl<'s> Link<'s> {
     }
 }
 
-fn rrq(filename: &str, blksize: u16) -> Vec<u8> {
+/// A read request in octet mode, asking for `blksize` and `tsize 0` when
+/// given a block size (plain RFC 1350 without).
+pub(crate) fn rrq(filename: &str, blksize: Option<u16>) -> Vec<u8> {
+    let size = blksize.map(|b| b.to_string());
+    let mut fields = vec![filename, "octet"];
+    if let Some(size) = &size {
+        fields.extend(["blksize", size, "tsize", "0"]);
+    }
     let mut p = RRQ.to_be_bytes().to_vec();
-    for field in [
-        filename,
-        "octet",
-        "blksize",
-        &blksize.to_string(),
-        "tsize",
-        "0",
-    ] {
+    for field in fields {
         p.extend_from_slice(field.as_bytes());
         p.push(0);
     }
     p
 }
 
-fn ack(block: u16) -> Vec<u8> {
-    let mut p = ACK.to_be_bytes().to_vec();
-    p.extend_from_slice(&block.to_be_bytes());
-    p
+/// ACK of `block`.
+pub(crate) fn ack(block: u16) -> [u8; 4] {
+    let [a, b] = ACK.to_be_bytes();
+    let [c, d] = block.to_be_bytes();
+    [a, b, c, d]
 }
 
 fn error(code: u16, message: &str) -> Vec<u8> {
@@ -427,10 +433,11 @@ mod tests {
     #[test]
     fn packets() {
         assert_eq!(
-            rrq("a", 1468),
+            rrq("a", Some(1468)),
             b"\0\x01a\0octet\0blksize\x001468\0tsize\x000\0".to_vec()
         );
-        assert_eq!(ack(258), vec![0, 4, 1, 2]);
+        assert_eq!(rrq("a/b", None), b"\0\x01a/b\0octet\0".to_vec());
+        assert_eq!(ack(258), [0, 4, 1, 2]);
         assert_eq!(
             parse_options(b"blksize\x001468\0tsize\x0042\0"),
             vec![

@@ -37,7 +37,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run a benchmark and print its figures (`dataplane`).
+    /// Run a benchmark and print its figures (`dataplane`, `tftp`, `lab`, `hostile`).
     Bench {
         /// Which benchmark.
         which: String,
@@ -61,8 +61,10 @@ fn main() -> anyhow::Result<()> {
         } => test(no_lint, fuzz_seconds),
         Task::Lab { args } => run_bin_release("smi-lab", &args),
         Task::Bench { which, args } => {
-            if which == "dataplane" {
-                apt(&["nftables"])?;
+            match which.as_str() {
+                "dataplane" => apt(&["nftables"])?,
+                "tftp" => apt(&["tftpd-hpa"])?,
+                _ => {}
             }
             let mut all = vec![which];
             all.extend(args);

@@ -6,6 +6,9 @@
 //! dropping unadmitted SMI in XDP versus an nftables rule, with the same
 //! AF_PACKET generator across a veth pair in namespaces it creates.
 //!
+//! `smi-bench tftp`: the proxy's TFTP server beside tftpd-hpa, the same
+//! files and load generator in the same run (`proxy_tests::tftp_bench`).
+//!
 //! `smi-bench lab`: runs `smi-lab` (the binary next to this one) once per
 //! size in `--sizes` and prints its figures as one table, with the goals
 //! beside them: time to onboard all, per-switch time, the proxy's CPU time
@@ -22,7 +25,7 @@ use proxy_tests::netns::{NetNs, RawSocket, require_root, unique_prefix, veth};
 
 #[derive(clap::Parser)]
 struct Args {
-    /// Benchmark to run: `dataplane`.
+    /// Benchmark to run: `dataplane`, `tftp`, `lab` or `hostile`.
     which: String,
     /// test_run repetitions per measurement.
     #[arg(long, default_value_t = 2_000_000)]
@@ -42,6 +45,8 @@ struct Args {
     /// `hostile`: switches onboarding beside each attack.
     #[arg(long, default_value_t = 50)]
     switches: u32,
+    #[command(flatten)]
+    tftp: proxy_tests::tftp_bench::TftpArgs,
 }
 
 const CLIENT: [u8; 6] = [0x00, 0x1e, 0xf7, 0x6d, 0xaf, 0x80];
@@ -53,7 +58,8 @@ fn main() -> anyhow::Result<()> {
         "dataplane" => dataplane(&args),
         "lab" => lab(&args),
         "hostile" => hostile(&args),
-        other => bail!("unknown benchmark {other:?} (known: dataplane, lab, hostile)"),
+        "tftp" => proxy_tests::tftp_bench::run(&args.tftp),
+        other => bail!("unknown benchmark {other:?} (known: dataplane, tftp, lab, hostile)"),
     }
 }
 

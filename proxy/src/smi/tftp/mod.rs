@@ -38,6 +38,7 @@
 //! default), so files of more than 65535 blocks transfer. Requests in
 //! `netascii` mode get the file's bytes unchanged, as in `octet` mode.
 
+mod inbox;
 pub mod packet;
 mod staging;
 mod transfer;
@@ -282,6 +283,7 @@ pub async fn serve(
 ) -> Result<(), TftpError> {
     limits.validate()?;
     let local = socket.local_addr().map_err(TftpError::LocalAddr)?;
+    widen_receive_buffer(&socket);
     tracing::info!("tftp: serving on {local}");
     let mut server = Server {
         socket,
@@ -327,6 +329,24 @@ pub async fn serve(
     }
     tracing::info!("tftp: stopped serving on {local}");
     result
+}
+
+/// Bytes of queued requests the listening socket may hold (the kernel
+/// counts each datagram's buffer, about 1 KiB for a request): a burst of a
+/// thousand switches asking at once. Requests the queue has no room for are
+/// dropped, and each of those switches waits a whole timeout to ask again.
+const LISTEN_BUFFER: usize = 2 << 20;
+
+/// Asks for [`LISTEN_BUFFER`] on the listening socket: beyond the system's
+/// `rmem_max` when allowed (`CAP_NET_ADMIN`), else up to it. Best effort.
+fn widen_receive_buffer(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &LISTEN_BUFFER).is_ok() {
+        return;
+    }
+    if let Err(err) = setsockopt(socket, sockopt::RcvBuf, &LISTEN_BUFFER) {
+        tracing::debug!("tftp: receive buffer left as it was: {err}");
+    }
 }
 
 fn is_transient(err: &io::Error) -> bool {
@@ -439,7 +459,9 @@ impl Server {
             limits: self.limits,
             staging: self.staging.clone(),
             events: self.events.clone(),
-            cancel: self.shutdown.clone(),
+            // A token of its own: a shared one is a lock every transfer
+            // takes on every block it waits for.
+            cancel: self.shutdown.child_token(),
             permit,
             active: transfer::ActiveGuard::insert(&self.active, key),
         };

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,9 +13,10 @@ use tokio::io::{AsyncReadExt as _, BufReader};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::inbox::Inbox;
 use super::packet::{
     DATA_HEADER_LEN, DEFAULT_BLKSIZE, EncodeError, ErrorCode, MAX_CONTROL_LEN, Options, Packet,
     Request,
@@ -290,33 +292,45 @@ enum Step<T> {
 }
 
 /// The transfer socket and its timers.
-struct Link<'c> {
+///
+/// The retransmission timer and the wait for cancellation live as long as
+/// the transfer, each registered once: made afresh for every block, each
+/// cost a lock to register and another to drop, on every block.
+struct Link {
     socket: UdpSocket,
     peer: SocketAddr,
     timeout: Duration,
     retries: u32,
     deadline: Instant,
     total: Duration,
-    cancel: &'c CancellationToken,
     recv: Vec<u8>,
+    /// Reads the socket into `recv` without an empty read per block.
+    inbox: Inbox,
+    /// Fires at the end of the current wait for the peer (moved by each wait).
+    timer: Pin<Box<Sleep>>,
+    /// Completes when `cancel` fires.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl<'c> Link<'c> {
+impl Link {
     fn new(
         socket: UdpSocket,
         peer: SocketAddr,
         limits: &TftpLimits,
-        cancel: &'c CancellationToken,
+        cancel: &CancellationToken,
     ) -> Self {
+        let deadline = later(Instant::now(), limits.deadline);
         Link {
             socket,
             peer,
             timeout: limits.timeout,
             retries: limits.retries,
-            deadline: later(Instant::now(), limits.deadline),
+            deadline,
             total: limits.deadline,
-            cancel,
             recv: vec![0; MAX_CONTROL_LEN.saturating_add(1)],
+            inbox: Inbox::default(),
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+            cancelled: Box::pin(cancel.clone().cancelled_owned()),
         }
     }
 
@@ -334,11 +348,19 @@ impl<'c> Link<'c> {
     }
 
     async fn send(&self, bytes: &[u8]) -> Result<(), TransferError> {
-        self.socket
-            .send_to(bytes, self.peer)
-            .await
-            .map(drop)
-            .map_err(TransferError::Socket)
+        // Straight to the socket: waiting for room is the rare case.
+        loop {
+            match self.socket.try_send_to(bytes, self.peer) {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.socket
+                        .writable()
+                        .await
+                        .map_err(TransferError::Socket)?;
+                }
+                Err(err) => return Err(TransferError::Socket(err)),
+            }
+        }
     }
 
     /// Best effort; the transfer is over either way.
@@ -361,20 +383,38 @@ impl<'c> Link<'c> {
     /// timeout. Packets from other ports get ERROR 5 and are skipped.
     async fn receive(&mut self, until: Instant) -> Result<Option<usize>, TransferError> {
         loop {
-            let received = tokio::select! {
-                () = self.cancel.cancelled() => return Err(TransferError::Cancelled),
-                received = tokio::time::timeout_at(until, self.socket.recv_from(&mut self.recv)) => received,
-            };
+            let received = self.next_datagram(until).await?;
             match received {
-                Err(_elapsed) => return Ok(None),
-                Ok(Err(err)) => return Err(TransferError::Socket(err)),
-                Ok(Ok((len, from))) if from == self.peer => return Ok(Some(len)),
-                Ok(Ok((_, from))) => {
+                None => return Ok(None),
+                Some(Err(err)) => return Err(TransferError::Socket(err)),
+                Some(Ok((len, from))) if from == self.peer => return Ok(Some(len)),
+                Some(Ok((_, from))) => {
                     tracing::debug!("tftp: packet from unknown TID {from}");
                     self.send_error(from, ErrorCode::UnknownTransferId, "Unknown transfer ID")
                         .await;
                 }
             }
+        }
+    }
+
+    /// The next datagram into `recv`, from anyone; `None` once `until`
+    /// passes. The socket is polled first: when a packet is waiting the
+    /// timer and the cancellation are not looked at. They are whenever
+    /// the socket has nothing (or tokio's budget for the task is spent), so
+    /// a flood of packets does not hide a cancellation.
+    async fn next_datagram(
+        &mut self,
+        until: Instant,
+    ) -> Result<Option<io::Result<(usize, SocketAddr)>>, TransferError> {
+        if self.timer.deadline() != until {
+            // Later than before (the usual case): an atomic update.
+            self.timer.as_mut().reset(until);
+        }
+        tokio::select! {
+            biased;
+            received = self.inbox.recv_from(&self.socket, &mut self.recv) => Ok(Some(received)),
+            () = &mut self.cancelled => Err(TransferError::Cancelled),
+            () = &mut self.timer => Ok(None),
         }
     }
 
@@ -387,12 +427,13 @@ impl<'c> Link<'c> {
         out: &[u8],
         mut judge: impl FnMut(Packet<'_>) -> Step<T>,
     ) -> Result<T, TransferError> {
-        if Instant::now() >= self.deadline {
+        let now = Instant::now();
+        if now >= self.deadline {
             return Err(TransferError::Deadline(self.total));
         }
         self.send(out).await?;
         let mut resends = 0u32;
-        let mut resend_at = later(Instant::now(), self.timeout);
+        let mut resend_at = later(now, self.timeout);
         loop {
             let Some(len) = self.receive(resend_at.min(self.deadline)).await? else {
                 let now = Instant::now();
@@ -538,7 +579,7 @@ fn grant(request: &Request, limits: &TftpLimits, tsize: Option<u64>) -> Options 
 }
 
 async fn send_file(
-    link: &mut Link<'_>,
+    link: &mut Link,
     target: &ReadTarget,
     request: &Request,
     limits: &TftpLimits,
@@ -585,7 +626,7 @@ async fn send_file(
 }
 
 async fn receive_file(
-    link: &mut Link<'_>,
+    link: &mut Link,
     target: &UploadTarget,
     request: &Request,
     limits: &TftpLimits,
