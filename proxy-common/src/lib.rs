@@ -42,6 +42,10 @@ pub mod maps {
     pub const ADMISSION: &str = "ADMISSION";
     /// Ports (ifindex -> 1) trusted for DHCP servers (hash).
     pub const DHCP_TRUSTED: &str = "DHCP_TRUSTED";
+    /// The admission epoch, one `u64` at index 0 (array, pinned): the
+    /// daemon adds one after each write to `ADMISSION`, which tells XDP
+    /// that the admission states it cached in `CLIENTS` may be stale.
+    pub const ADMISSION_EPOCH: &str = "ADMISSION_EPOCH";
 }
 
 /// Name of the XDP program in the eBPF object.
@@ -98,6 +102,27 @@ pub mod state {
     }
 }
 
+/// The admission cache of a [`ClientEntry`]: the admission state in bits
+/// 0..8 (0: the daemon set none) and, above them, the admission epoch
+/// (`ADMISSION_EPOCH`) at which XDP read it. The cache is good while the
+/// epoch is unchanged; one 8-byte word, so two CPUs refreshing it at once
+/// can only leave one consistent pair, never a state with a newer epoch.
+pub mod admission_cache {
+    /// The cache word for `state` read at `epoch`.
+    pub const fn pack(epoch: u64, state: u8) -> u64 {
+        (epoch << 8) | state as u64
+    }
+
+    /// The cached state if `cache` was read at `epoch`, else `None`.
+    pub const fn state_at(cache: u64, epoch: u64) -> Option<u8> {
+        if cache >> 8 == epoch & (u64::MAX >> 8) {
+            Some(cache as u8)
+        } else {
+            None
+        }
+    }
+}
+
 /// Value of the client map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,6 +141,10 @@ pub struct ClientEntry {
     pub smi_bytes: u64,
     /// SMI frames from this client dropped by policy.
     pub smi_dropped: u64,
+    /// XDP's cache of the daemon's admission state (`ADMISSION`), so that a
+    /// steady-state SMI frame costs one hash lookup: see [`admission_cache`].
+    /// Written only by XDP, in one 8-byte store; zero when created.
+    pub admission_cache: u64,
     /// IPv4 address from the latest DHCP ACK, network byte order (0 = none).
     pub ipv4: [u8; 4],
     /// Transaction id of the latest DHCP message.
@@ -325,7 +354,7 @@ pub mod counter {
 }
 
 const _: () = assert!(size_of::<ClientKey>() == 8);
-const _: () = assert!(size_of::<ClientEntry>() == 72);
+const _: () = assert!(size_of::<ClientEntry>() == 80);
 const _: () = assert!(size_of::<Policy>() == 16 + 8 * VLAN_WORDS);
 const _: () = assert!(size_of::<Event>() == 40 + 2 * OPT_BYTES);
 

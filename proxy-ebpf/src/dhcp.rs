@@ -403,6 +403,7 @@ fn new_entry(key: &ClientKey, now: u64, l2: &L2, xid: u32, msg: u8, st: u8, ipv4
         smi_pkts: 0,
         smi_bytes: 0,
         smi_dropped: 0,
+        admission_cache: 0,
         ipv4,
         xid,
         vlan: l2.vlan,

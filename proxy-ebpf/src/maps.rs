@@ -5,7 +5,8 @@ use aya_ebpf::bindings::xdp_action::XDP_PASS;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use proxy_common::{
-    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, Policy, counter,
+    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, Policy, admission_cache,
+    counter,
 };
 
 /// Client MAC -> state; pinned so that a daemon restart keeps it.
@@ -18,6 +19,11 @@ pub(crate) static CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::pinn
 /// so neither side's update can undo the other's. Pinned beside `CLIENTS`.
 #[map(name = "ADMISSION")]
 pub(crate) static ADMISSION: LruHashMap<ClientKey, u32> = LruHashMap::pinned(CLIENTS_MAX, 0);
+
+/// The admission epoch at index 0, written only by the daemon: one more
+/// after each write to `ADMISSION` (see `proxy_common::admission_cache`).
+#[map(name = "ADMISSION_EPOCH")]
+pub(crate) static ADMISSION_EPOCH: Array<u64> = Array::pinned(1, 0);
 
 /// The daemon's policy, at index 0.
 #[map(name = "POLICY")]
@@ -77,6 +83,40 @@ pub(crate) unsafe fn add(p: *mut u64, v: u64) {
 pub(crate) fn admission(key: &ClientKey) -> Option<u8> {
     // SAFETY: read-only lookup of a plain value.
     unsafe { ADMISSION.get(key) }.map(|s| *s as u8)
+}
+
+/// The state that decides for a client with entry `e`: the daemon's
+/// admission state where it set one, else the learned state. The admission
+/// state comes from the entry's cache while the admission epoch is
+/// unchanged, so a client in a steady state costs no `ADMISSION` lookup.
+///
+/// # Safety
+/// `e` must point to the `CLIENTS` value of `key`.
+#[inline(always)]
+pub(crate) unsafe fn decisive_state(e: *mut ClientEntry, key: &ClientKey) -> u8 {
+    let epoch = ADMISSION_EPOCH.get(0).copied().unwrap_or(0);
+    // SAFETY: map value pointer from a successful lookup (caller).
+    let cache = unsafe { core::ptr::read_volatile(&raw const (*e).admission_cache) };
+    let st = match admission_cache::state_at(cache, epoch) {
+        Some(st) => st,
+        None => {
+            let st = admission(key).unwrap_or(0);
+            // SAFETY: as above; one aligned 8-byte store.
+            unsafe {
+                core::ptr::write_volatile(
+                    &raw mut (*e).admission_cache,
+                    admission_cache::pack(epoch, st),
+                )
+            };
+            st
+        }
+    };
+    if st != 0 {
+        st
+    } else {
+        // SAFETY: as above.
+        unsafe { (*e).state }
+    }
 }
 
 /// Whether an event may go out now: at most one per CPU per `gap_ns`,

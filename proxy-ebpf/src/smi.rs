@@ -8,7 +8,9 @@ use network_types::tcp::TcpHdr;
 use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, ptr_at};
-use crate::maps::{CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, rate_allows};
+use crate::maps::{
+    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, decisive_state, rate_allows,
+};
 use crate::{L2, Stop};
 
 /// At most one SMI-dropped event per CPU per this many nanoseconds.
@@ -27,12 +29,11 @@ pub(crate) fn smi(
 ) -> Result<u32, Stop> {
     let key = ClientKey::new(l2.src);
     let entry = CLIENTS.get_ptr_mut(&key);
-    let learned = match entry {
-        // SAFETY: map value pointer from a successful lookup.
-        Some(e) => unsafe { (*e).state },
-        None => 0,
+    let st = match entry {
+        // SAFETY: map value pointer from a successful lookup of `key`.
+        Some(e) => unsafe { decisive_state(e, &key) },
+        None => admission(&key).unwrap_or(0),
     };
-    let st = admission(&key).unwrap_or(learned);
     let admitted = if to_director {
         state::admits_smi(st)
     } else {

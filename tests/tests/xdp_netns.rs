@@ -223,7 +223,20 @@ fn daemon_bin() -> std::path::PathBuf {
     bin
 }
 
-fn start_daemon(topo: &Topology) -> Child {
+/// A running daemon, killed when dropped (a failed assertion must not
+/// leave it running with the test's pipes open).
+struct Daemon(Option<Child>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_daemon(topo: &Topology) -> Daemon {
     let mut child = Command::new(daemon_bin())
         .args([
             "run",
@@ -238,8 +251,10 @@ fn start_daemon(topo: &Topology) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start daemon");
+    let stdout = child.stdout.take().expect("stdout");
+    let daemon = Daemon(Some(child));
     // Wait for its readiness line.
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut out = std::io::BufReader::new(stdout);
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).expect("read");
     assert_eq!(
@@ -247,10 +262,11 @@ fn start_daemon(topo: &Topology) -> Child {
         "smi-proxy: ready",
         "daemon did not become ready"
     );
-    child
+    daemon
 }
 
-fn stop(mut child: Child) {
+fn stop(mut daemon: Daemon) {
+    let mut child = daemon.0.take().expect("running daemon");
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().expect("wait");

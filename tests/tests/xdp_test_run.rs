@@ -396,6 +396,79 @@ fn smi_admission() {
     assert_eq!(f.delta(), vec![("smi_pass", 1)]);
 }
 
+/// XDP caches the daemon's admission state in the client's entry; every
+/// change of the daemon's state must reach the very next frame, and a
+/// reloaded program must not believe what the old one cached.
+#[test]
+fn admission_changes_reach_the_next_frame_through_the_cache() {
+    let mut f = Fixture::new();
+    let m = mac(40);
+    let l2 = L2::broadcast(mac(0));
+    f.run(&discover(m, &L2::broadcast(m)));
+    f.events();
+    f.delta();
+
+    // Not admitted: dropped twice (the second from the cache).
+    for _ in 0..2 {
+        assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_DROP, "learned NEW");
+    }
+    let steps = [
+        (state::ADMITTED, XDP_PASS),
+        (state::BLOCKED, XDP_DROP),
+        (state::UPGRADING, XDP_PASS),
+        (state::NOT_SMI, XDP_DROP),
+        (state::DONE, XDP_PASS),
+    ];
+    for (st, verdict) in steps {
+        f.dp.table().set_state(m, st).expect("set state");
+        for n in 0..3 {
+            assert_eq!(
+                f.run(&smi_frame(m, &l2, 8)),
+                verdict,
+                "frame {n} after state {st}"
+            );
+        }
+    }
+    let cached = f.entry(m).expect("entry").admission_cache;
+    assert_eq!(cached & 0xff, u64::from(state::DONE), "cache holds DONE");
+
+    // Another client's change bumps the epoch: this one's cache is read
+    // again and still gives DONE.
+    f.dp.table()
+        .set_state(mac(41), state::BLOCKED)
+        .expect("set state");
+    assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_PASS, "re-read");
+    assert_ne!(
+        f.entry(m).expect("entry").admission_cache,
+        cached,
+        "cache refreshed at the new epoch"
+    );
+
+    // A reload (a second load on the same pinned maps, as a restarted
+    // daemon does) bumps the epoch: the cache is read again, and the
+    // daemon's state still decides.
+    f.dp.table().set_state(m, state::BLOCKED).expect("block");
+    assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_DROP, "blocked");
+    let before = f.entry(m).expect("entry").admission_cache;
+    let mut reloaded = Dataplane::load(&Options {
+        pin_dir: f.pin_dir.clone(),
+        policy: policy(&[1, 10]),
+        ..Options::default()
+    })
+    .expect("reload on the pinned maps");
+    assert_eq!(
+        reloaded
+            .test_run(&smi_frame(m, &l2, 8), 1)
+            .expect("test_run")
+            .0,
+        XDP_DROP,
+        "still blocked after the reload"
+    );
+    let after = f.entry(m).expect("entry").admission_cache;
+    assert_eq!(after & 0xff, u64::from(state::BLOCKED));
+    assert!(after >> 8 > before >> 8, "read again at the reload's epoch");
+}
+
 #[test]
 fn smi_reply_to_probe_passes_for_discovered_client() {
     let mut f = Fixture::new();

@@ -282,6 +282,8 @@ impl Dataplane {
         let admission: HashMap<MapData, ClientKey, u32> =
             HashMap::try_from(take(&mut ebpf, maps::ADMISSION)?)
                 .map_err(DataplaneError::map(maps::ADMISSION))?;
+        let epoch: Array<MapData, u64> = Array::try_from(take(&mut ebpf, maps::ADMISSION_EPOCH)?)
+            .map_err(DataplaneError::map(maps::ADMISSION_EPOCH))?;
         let mut policy: Array<MapData, Policy> = Array::try_from(take(&mut ebpf, maps::POLICY)?)
             .map_err(DataplaneError::map(maps::POLICY))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
@@ -303,7 +305,7 @@ impl Dataplane {
         prog.load().map_err(DataplaneError::Program)?;
         Ok(Self {
             ebpf,
-            table: ClientTable::new(clients, admission),
+            table: ClientTable::new(clients, admission, epoch)?,
             policy,
             log_events: opts.policy.log_events != 0,
             log: Some(log),

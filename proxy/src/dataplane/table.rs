@@ -13,9 +13,15 @@
 //!
 //! So a state the daemon sets is never undone by XDP, and XDP's counters
 //! are never overwritten by a read-modify-write of the daemon.
+//!
+//! XDP caches the admission state in the client's `CLIENTS` entry, tagged
+//! with the admission epoch (`ADMISSION_EPOCH`, the daemon's alone): after
+//! each `ADMISSION` write the daemon adds one to the epoch, and every cache
+//! read before it is stale. The epoch is bumped once more when a table is
+//! made, so entries from before a restart are never believed.
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use proxy_common::{ClientEntry, ClientKey, maps};
 
 use super::DataplaneError;
@@ -24,6 +30,20 @@ use super::DataplaneError;
 struct Maps {
     clients: HashMap<MapData, ClientKey, ClientEntry>,
     admission: HashMap<MapData, ClientKey, u32>,
+    epoch: Array<MapData, u64>,
+}
+
+impl Maps {
+    /// Tells XDP that the admission states it cached may be stale.
+    fn bump_epoch(&mut self) -> Result<(), DataplaneError> {
+        let epoch = self
+            .epoch
+            .get(&0, 0)
+            .map_err(map_err(maps::ADMISSION_EPOCH))?;
+        self.epoch
+            .set(0, epoch.wrapping_add(1), 0)
+            .map_err(map_err(maps::ADMISSION_EPOCH))
+    }
 }
 
 /// A handle on the client maps (client MAC -> [`ClientEntry`], its state
@@ -41,26 +61,43 @@ fn map_err(map: &'static str) -> impl Fn(MapError) -> DataplaneError {
 }
 
 impl ClientTable {
+    /// The daemon's table, made when it loads the program: the one writer
+    /// of `ADMISSION` and its epoch.
     pub(super) fn new(
         clients: HashMap<MapData, ClientKey, ClientEntry>,
         admission: HashMap<MapData, ClientKey, u32>,
-    ) -> Self {
-        Self {
-            maps: Arc::new(Mutex::new(Maps { clients, admission })),
-        }
+        epoch: Array<MapData, u64>,
+    ) -> Result<Self, DataplaneError> {
+        let mut maps = Maps {
+            clients,
+            admission,
+            epoch,
+        };
+        maps.bump_epoch()?;
+        Ok(Self {
+            maps: Arc::new(Mutex::new(maps)),
+        })
     }
 
-    /// Opens the pinned maps in `pin_dir` (e.g. for the CLI, without loading
-    /// the program).
+    /// Opens the pinned maps in `pin_dir` to read them (the CLI, without
+    /// loading the program). Only the daemon's table may call
+    /// [`ClientTable::set_state`]: the epoch has one writer.
     pub fn from_pin_dir(pin_dir: &std::path::Path) -> Result<Self, DataplaneError> {
-        let open = |name: &'static str| {
-            let data = MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))?;
-            Ok::<_, DataplaneError>(aya::maps::Map::LruHashMap(data))
-        };
-        let clients = HashMap::try_from(open(maps::CLIENTS)?).map_err(map_err(maps::CLIENTS))?;
-        let admission =
-            HashMap::try_from(open(maps::ADMISSION)?).map_err(map_err(maps::ADMISSION))?;
-        Ok(Self::new(clients, admission))
+        let open =
+            |name: &'static str| MapData::from_pin(pin_dir.join(name)).map_err(map_err(name));
+        let clients = HashMap::try_from(aya::maps::Map::LruHashMap(open(maps::CLIENTS)?))
+            .map_err(map_err(maps::CLIENTS))?;
+        let admission = HashMap::try_from(aya::maps::Map::LruHashMap(open(maps::ADMISSION)?))
+            .map_err(map_err(maps::ADMISSION))?;
+        let epoch = Array::try_from(aya::maps::Map::Array(open(maps::ADMISSION_EPOCH)?))
+            .map_err(map_err(maps::ADMISSION_EPOCH))?;
+        Ok(Self {
+            maps: Arc::new(Mutex::new(Maps {
+                clients,
+                admission,
+                epoch,
+            })),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -136,8 +173,9 @@ impl ClientTable {
         Ok(out)
     }
 
-    /// Sets the daemon's admission state of `mac` (one syscall; XDP never
-    /// writes it, so nothing it learns meanwhile is lost).
+    /// Sets the daemon's admission state of `mac` and bumps the admission
+    /// epoch (two syscalls; XDP never writes either, so nothing it learns
+    /// meanwhile is lost).
     ///
     /// A client the kernel has no entry for (evicted, or known from the
     /// proxy database) also gets an empty learned entry, created only if
@@ -150,6 +188,7 @@ impl ClientTable {
         m.admission
             .insert(key, u32::from(state), 0)
             .map_err(map_err(maps::ADMISSION))?;
+        m.bump_epoch()?;
         if matches!(m.clients.get(&key, 0), Err(MapError::KeyNotFound)) {
             // EEXIST: XDP learned it in between, which is as good.
             let _ = m.clients.insert(key, ClientEntry::default(), NOEXIST);
