@@ -432,12 +432,7 @@ fn hostile_peers_leave_the_proxy_serving() {
             matches!(e, Event::TelnetDone { .. })
         })
         .await;
-        let udi = late
-            .switch(0)
-            .show_version()
-            .udi()
-            .expect("udi")
-            .to_string();
+        let udi = late.switch(0).show_version().udi();
         proxy_db_until(&topo, Duration::from_secs(20), |v| {
             v["entries"]
                 .as_array()

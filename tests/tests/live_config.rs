@@ -266,7 +266,7 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         .received()
         .iter()
         .find_map(|m| match m {
-            proxy::smi::codec::Message::ConfigUpgrade { url, .. }
+            proxy_tests::emulator::Sent::ConfigUpgrade { url, .. }
                 if url.ends_with("client_cfg_pnp.txt") =>
             {
                 Some(url.clone())
