@@ -3,15 +3,12 @@
 //! and the image, per-switch job scripts, and the checks.
 use std::time::Duration;
 
-use proxy::pnp::codec::ApplyTo;
-use proxy::udi::Udi;
-
 use crate::dhcp_server::DhcpServer;
 use crate::emulator::{Emulator, EmulatorConfig, Sent, SwitchConfig, SwitchHandle};
 use crate::end_state::{self, Expected};
 use crate::lab::{self, Daemon, DaemonOptions, PNP_IP, Topology};
 use crate::netns::unique_prefix;
-use crate::pnp_server::{LogEntry, PnpServer, Script, Step};
+use crate::pnp_server::{ApplyTo, LogEntry, PnpServer, Script, Step, Udi};
 
 /// The image the scenarios install.
 pub const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";

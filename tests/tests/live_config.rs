@@ -7,11 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use proxy::pnp::codec::DeviceInfoType;
 use proxy_tests::emulator::{Emulator, Event};
 use proxy_tests::lab::{self, PNP_IP};
 use proxy_tests::netns::require_root;
-use proxy_tests::pnp_server::Step;
+use proxy_tests::pnp_server::{DeviceInfoType, Step};
 use proxy_tests::scenario::{
     IMAGE, Lab, WITHIN, assert_end_state, config_step, image_step, set_scripts, stock,
     tailored_pushes, udi_of,
