@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::pnp_server::{LogEntry, Received};
+use crate::pnp_server::{LogEntry, Received, ResponseBody};
 
 /// What `smi-lab --report` writes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -144,7 +144,7 @@ pub fn pnp_timing(entries: &[LogEntry]) -> (u64, Vec<Duration>) {
             }
             Received::Response(r) => {
                 exchanges += 1;
-                let from_db = matches!(r.body, proxy::pnp::codec::ResponseBody::DeviceInfo(_));
+                let from_db = matches!(r.body, ResponseBody::DeviceInfo(_));
                 if let Some(at) = asked.remove(udi).filter(|_| from_db) {
                     turnaround.push(e.at.saturating_duration_since(at));
                 }

@@ -5,8 +5,7 @@
 //! - `GET /pnp/HELLO` answers 200 with an empty body (other methods 405).
 //! - `POST /pnp/WORK-REQUEST` answers with the next [`Step`] of the
 //!   requesting UDI's [`Script`] (the default script for UDIs without one,
-//!   each UDI with its own position), written with the codec's
-//!   [`encode_server_message`]; a finished script answers `bye`.
+//!   each UDI with its own position); a finished script answers `bye`.
 //! - `POST /pnp/WORK-RESPONSE` records the response or fault and answers
 //!   `bye` echoing the response's correlator.
 //! - `GET /configs/<name>` and `GET /images/<name>` serve files registered
@@ -20,6 +19,10 @@
 //! closes its listening socket (connects are refused) until
 //! [`PnpServer::listen_again`]. [`PnpServer::push_raw_answer`] answers a
 //! UDI's next work-request with any bytes (hostile XML for fault tests).
+//!
+//! The server reads and writes PnP XML with its own [`wire`] code, written
+//! from the protocol document, never with the proxy's codec: a peer that
+//! shares the product's codec cannot catch the product's encoding bugs.
 //! [`PnpServer::set_redeliver_unanswered`] keeps a job outstanding until its
 //! work-response (or a fault) arrives and sends it again meanwhile, as a
 //! server that tracks its jobs does when an agent restarts mid-job.
@@ -39,17 +42,19 @@ use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use md5::{Digest as _, Md5};
-use proxy::pnp::codec::{
-    self, AgentBody, ApplyTo, Backoff, BackoffAction, ConfigUpgrade, DeviceInfoType, Envelope,
-    Fault, ImageInstall, Job, Reload, ReloadPolicy, Request, Response, ServerBody, ServerMessage,
-    Source, WorkRequest, encode_server_message,
-};
-use proxy::udi::Udi;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+pub mod wire;
+
+use wire::{AgentBody, BackoffAction, Envelope, Job, Reload};
+pub use wire::{
+    ApplyTo, DeviceInfoReply, DeviceInfoType, ErrorInfo, Fault, Response, ResponseBody, Service,
+    Udi, UdiError, WireOptions, WorkRequest,
+};
 
 /// One step of a script: what the server answers one work-request with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +122,7 @@ pub enum ScriptError {
     NotUdiScript(String),
     /// Its UDI is malformed.
     #[error("per-UDI script: {0}")]
-    BadUdi(#[from] proxy::udi::UdiError),
+    BadUdi(#[from] UdiError),
 }
 
 impl FromStr for Step {
@@ -237,17 +242,6 @@ pub fn parse_udi_script(text: &str) -> Result<(Udi, Script), ScriptError> {
     Ok((udi.trim().parse()?, steps.parse()?))
 }
 
-/// How server messages are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WireOptions {
-    /// openpnpy's form: `<ns0:pnp xmlns:ns0=… xmlns:ns1=…>` around
-    /// `<ns1:request>` (or `<ns1:info>`) whose children are in no namespace.
-    pub prefixed: bool,
-    /// Alternative spellings: `callBackAfter`, only non-zero timer fields,
-    /// `saveConfig` as `1`/`0`.
-    pub alt_spellings: bool,
-}
-
 /// What the server received (see [`LogEntry`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Received {
@@ -257,7 +251,7 @@ pub enum Received {
     Response(Response),
     /// A fault.
     Fault(Fault),
-    /// A body the codec refused, or a message on the wrong endpoint.
+    /// A body the server's parser refused, or a message on the wrong endpoint.
     Unparsable {
         /// Endpoint path.
         path: String,
@@ -883,8 +877,12 @@ fn reply(
     response
 }
 
-fn xml(body: String) -> hyper::Response<Full<Bytes>> {
-    reply(StatusCode::OK, "text/xml", body)
+/// A server message, or 500 if it could not be written.
+fn xml(body: std::io::Result<String>) -> hyper::Response<Full<Bytes>> {
+    match body {
+        Ok(body) => reply(StatusCode::OK, "text/xml", body),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> hyper::Response<Full<Bytes>> {
@@ -944,7 +942,7 @@ impl Inner {
             }
             (_, "/pnp/HELLO") => error(StatusCode::METHOD_NOT_ALLOWED, "HELLO is GET only"),
             (Method::POST, "/pnp/WORK-REQUEST" | "/pnp/WORK-RESPONSE") => {
-                match Limited::new(request.into_body(), codec::BODY_CAP)
+                match Limited::new(request.into_body(), wire::BODY_CAP)
                     .collect()
                     .await
                 {
@@ -986,12 +984,12 @@ impl Inner {
             });
             error_response(&error)
         };
-        let message = match codec::parse_agent_message(body) {
+        let message = match wire::parse_agent_message(body) {
             Ok(message) => message,
             Err(e) => return unparsable(e.to_string()),
         };
-        let sid = message.envelope.sid.clone();
-        let envelope_udi = message.envelope.udi.clone();
+        let sid = message.sid.clone();
+        let envelope_udi = message.udi.clone();
         let entry = |udi: Option<Udi>, received| LogEntry {
             at: Instant::now(),
             udi,
@@ -1070,44 +1068,30 @@ impl Inner {
         Envelope {
             udi,
             sid: self.sid.clone(),
-            credentials: None,
         }
     }
 
-    fn bye(&self, udi: Option<Udi>, correlator: Option<String>) -> String {
-        let message = ServerMessage {
-            envelope: self.envelope(udi),
-            body: ServerBody::Bye { correlator },
-        };
-        self.wire(
-            &encode_server_message(&message),
-            codec::NS_WORK_INFO,
-            "info",
-        )
+    fn bye(&self, udi: Option<Udi>, correlator: Option<String>) -> std::io::Result<String> {
+        wire::encode_bye(&self.envelope(udi), correlator.as_deref(), self.wire)
     }
 
     /// The server message answering a work-request with `step`.
-    fn encode(&self, udi: &Udi, step: &Step, correlator: &str) -> String {
+    fn encode(&self, udi: &Udi, step: &Step, correlator: &str) -> std::io::Result<String> {
         let Some(job) = self.job(step) else {
             return self.bye(Some(udi.clone()), Some(correlator.to_owned()));
         };
-        let namespace = job.service().namespace();
-        let message = ServerMessage {
-            envelope: self.envelope(Some(udi.clone())),
-            body: ServerBody::Request(Request {
-                correlator: correlator.to_owned(),
-                job,
-            }),
-        };
-        self.wire(&encode_server_message(&message), &namespace, "request")
+        wire::encode_request(
+            &self.envelope(Some(udi.clone())),
+            correlator,
+            &job,
+            self.wire,
+        )
     }
 
     fn job(&self, step: &Step) -> Option<Job> {
-        let backoff = |action| {
-            Job::Backoff(Backoff {
-                reason: Some("scripted by the PnP test server".to_owned()),
-                action,
-            })
+        let backoff = |action| Job::Backoff {
+            reason: Some("scripted by the PnP test server".to_owned()),
+            action,
         };
         Some(match step {
             Step::DeviceInfo(kind) => Job::DeviceInfo(kind.clone()),
@@ -1117,50 +1101,38 @@ impl Inner {
                 reload,
             } => {
                 let path = format!("/configs/{file}");
-                Job::ConfigUpgrade(ConfigUpgrade {
-                    details: Some("all".to_owned()),
-                    source: Source {
-                        location: format!("{}{path}", self.base),
-                        checksum: self.state().files.get(&path).map(|f| f.md5.clone()),
-                    },
+                Job::ConfigUpgrade {
+                    location: format!("{}{path}", self.base),
+                    checksum: self.state().files.get(&path).map(|f| f.md5.clone()),
                     apply_to: apply_to.clone(),
-                    abort_on_syntax_fault: false,
-                    reload: if *reload {
-                        ReloadPolicy::Reload(Reload {
-                            reason: Some("pnp config upgrade".to_owned()),
-                            delay_in: Some(0),
-                            user: None,
-                            save_config: None,
-                        })
-                    } else {
-                        ReloadPolicy::NoReload
-                    },
-                })
+                    reload: reload.then(|| Reload {
+                        reason: "pnp config upgrade".to_owned(),
+                        delay_in: 0,
+                        user: None,
+                        save_config: None,
+                    }),
+                }
             }
             Step::ImageInstall { file, md5 } => {
                 let path = format!("/images/{file}");
                 let checksum = md5
                     .clone()
                     .or_else(|| self.state().files.get(&path).map(|f| f.md5.clone()));
-                Job::ImageInstall(ImageInstall {
-                    source: Source {
-                        location: format!("{}{path}", self.base),
-                        checksum,
-                    },
+                Job::ImageInstall {
+                    location: format!("{}{path}", self.base),
+                    checksum,
                     destination: Some(format!("flash:{file}")),
-                    reload: ReloadPolicy::Reload(Reload {
-                        reason: Some("pnp image installation".to_owned()),
-                        delay_in: Some(0),
+                    reload: Some(Reload {
+                        reason: "pnp image installation".to_owned(),
+                        delay_in: 0,
                         user: Some("pnp-install-image".to_owned()),
                         save_config: Some(true),
                     }),
-                })
+                }
             }
             Step::Capability => Job::Capability,
             Step::Topology => Job::Topology,
-            Step::Backoff { secs } => {
-                backoff(BackoffAction::CallbackAfter(Duration::from_secs(*secs)))
-            }
+            Step::Backoff { secs } => backoff(BackoffAction::after_secs(*secs)),
             Step::DefaultMinutes(minutes) => backoff(BackoffAction::DefaultMinutes(*minutes)),
             Step::Terminate => backoff(BackoffAction::Terminate),
             Step::Unsupported { service } => Job::Unsupported {
@@ -1169,56 +1141,6 @@ impl Inner {
             Step::Bye => return None,
         })
     }
-
-    /// Applies the wire options to the codec's output, whose message
-    /// element `element` is in `namespace`.
-    fn wire(&self, encoded: &str, namespace: &str, element: &str) -> String {
-        let mut out = encoded.to_owned();
-        if self.wire.alt_spellings {
-            out = alt_spellings(&out);
-        }
-        if self.wire.prefixed {
-            out = prefixed(&out, namespace, element);
-        }
-        out
-    }
-}
-
-/// `callBackAfter`, zero timer fields left out, `saveConfig` as `1`/`0`.
-fn alt_spellings(xml: &str) -> String {
-    let mut out = xml
-        .replace("<callbackAfter>", "<callBackAfter>")
-        .replace("</callbackAfter>", "</callBackAfter>")
-        .replace(
-            "<saveConfig>true</saveConfig>",
-            "<saveConfig>1</saveConfig>",
-        )
-        .replace(
-            "<saveConfig>false</saveConfig>",
-            "<saveConfig>0</saveConfig>",
-        );
-    for field in ["hours", "minutes", "seconds"] {
-        out = out.replace(&format!("<{field}>0</{field}>"), "");
-    }
-    out
-}
-
-/// openpnpy's prefixed form of a codec message: the envelope as `ns0:`, the
-/// message element as `ns1:` in `namespace`, its children in no namespace.
-fn prefixed(xml: &str, namespace: &str, element: &str) -> String {
-    let root = format!(r#"<pnp xmlns="{}""#, codec::NS_PNP);
-    let root_prefixed = format!(
-        r#"<ns0:pnp xmlns:ns0="{}" xmlns:ns1="{namespace}""#,
-        codec::NS_PNP
-    );
-    xml.replacen(&root, &root_prefixed, 1)
-        .replacen(
-            &format!(r#"<{element} xmlns="{namespace}""#),
-            &format!("<ns1:{element}"),
-            1,
-        )
-        .replacen(&format!("</{element}>"), &format!("</ns1:{element}>"), 1)
-        .replacen("</pnp>", "</ns0:pnp>", 1)
 }
 
 /// Body of a 400 answer.

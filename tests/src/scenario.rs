@@ -3,16 +3,12 @@
 //! and the image, per-switch job scripts, and the checks.
 use std::time::Duration;
 
-use proxy::pnp::codec::ApplyTo;
-use proxy::smi::codec::Message;
-use proxy::udi::Udi;
-
 use crate::dhcp_server::DhcpServer;
-use crate::emulator::{Emulator, EmulatorConfig, SwitchConfig, SwitchHandle};
+use crate::emulator::{Emulator, EmulatorConfig, Sent, SwitchConfig, SwitchHandle};
 use crate::end_state::{self, Expected};
 use crate::lab::{self, Daemon, DaemonOptions, PNP_IP, Topology};
 use crate::netns::unique_prefix;
-use crate::pnp_server::{LogEntry, PnpServer, Script, Step};
+use crate::pnp_server::{ApplyTo, LogEntry, PnpServer, Script, Step, Udi};
 
 /// The image the scenarios install.
 pub const IMAGE: &str = "c2960-lanbasek9-tar.150-2.SE11.tar";
@@ -207,9 +203,9 @@ pub fn all_succeeded(server: &PnpServer, sw: &SwitchHandle) {
 pub fn tailored_pushes(sw: &SwitchHandle) -> usize {
     sw.received()
         .iter()
-        .filter(|m| {
-            matches!(m, Message::ConfigUpgrade { url, .. } if url.ends_with("client_cfg_pnp.txt"))
-        })
+        .filter(
+            |m| matches!(m, Sent::ConfigUpgrade { url, .. } if url.ends_with("client_cfg_pnp.txt")),
+        )
         .count()
 }
 

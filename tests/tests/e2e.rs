@@ -6,12 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
 use proxy_tests::dhcp_server::DhcpServer;
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::{require_root, unique_prefix};
-use proxy_tests::pnp_server::{Received, Script, Step};
+use proxy_tests::pnp_server::{ApplyTo, DeviceInfoType, Received, Script, Step};
 
 /// Waits for `n` events matching `pred` (other events are kept aside).
 async fn wait_events(
@@ -432,12 +431,7 @@ fn hostile_peers_leave_the_proxy_serving() {
             matches!(e, Event::TelnetDone { .. })
         })
         .await;
-        let udi = late
-            .switch(0)
-            .show_version()
-            .udi()
-            .expect("udi")
-            .to_string();
+        let udi = late.switch(0).show_version().udi();
         proxy_db_until(&topo, Duration::from_secs(20), |v| {
             v["entries"]
                 .as_array()

@@ -13,7 +13,7 @@ use proxy::smi::tftp::{self, Staging, TftpLimits};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig};
 use proxy_tests::emulator::net::{tcp_connect_in, tcp_listener_in};
 use proxy_tests::emulator::{
-    Emulator, EmulatorConfig, Event, Misbehaviour, SwitchCommand, SwitchHandle,
+    Emulator, EmulatorConfig, Event, Misbehaviour, Sent, SwitchCommand, SwitchHandle,
 };
 use proxy_tests::netns::{NetNs, NsGuard, require_root, unique_prefix, veth};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -366,12 +366,12 @@ async fn image_upgrade_reloads_and_comes_back_through_dhcp() {
     assert_eq!(ip, Ipv4Addr::new(192, 0, 2, 100));
     assert_eq!(sw.reloads(), 1);
     let now = sw.show_version();
-    assert_eq!(now.version.as_deref(), Some("15.0(2)SE11"));
+    assert_eq!(now.version, "15.0(2)SE11");
     assert_eq!(
-        now.image.as_deref(),
-        Some("flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin")
+        now.image,
+        "flash:/c2960-lanbasek9-mz.150-2.SE11/c2960-lanbasek9-mz.150-2.SE11.bin"
     );
-    assert_eq!(now.uptime.as_deref(), Some("0 minutes"));
+    assert_eq!(now.uptime, "0 minutes");
     let (got, _) = lab
         .smi(&sw, &Message::Probe.encode().expect("probe"), WAIT)
         .await;
@@ -473,7 +473,11 @@ async fn hostile_behaviour_on_demand() {
             }
         }
     );
-    assert!(sw.received().contains(&run));
+    assert!(sw.received().contains(&Sent::RunCli {
+        mac: codec::DEFAULT_CLI_MAC,
+        slots: 3,
+        commands: vec!["show clock".into()],
+    }));
 
     // Garbage toward the proxy's 4786, from the switch's own address.
     let listener = tcp_listener_in(lab.px.name(), SocketAddr::from((PROXY, 4786)))

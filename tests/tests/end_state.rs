@@ -5,12 +5,11 @@
 //! asked for. Checked on the switches (what they would boot with), and the
 //! tailored configuration reaches each switch exactly once. In network
 //! namespaces this test creates, with the XDP program attached. Needs root.
-use proxy::pnp::codec::DeviceInfoType;
 use proxy_tests::emulator::{Emulator, EmulatorConfig, identity};
 use proxy_tests::end_state::{self, Expected};
 use proxy_tests::lab;
 use proxy_tests::netns::require_root;
-use proxy_tests::pnp_server::Step;
+use proxy_tests::pnp_server::{DeviceInfoType, Step};
 use proxy_tests::scenario::{
     IMAGE, Lab, NEW_VERSION, assert_end_state, assert_identified_once, config_step, image_step,
     site_config,

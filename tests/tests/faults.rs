@@ -41,15 +41,16 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use proxy::pnp::codec::{ApplyTo, BODY_CAP, DEPTH_CAP, DeviceInfoType, ELEMENT_CAP};
-use proxy::udi::Udi;
+use proxy::pnp::codec::{BODY_CAP, DEPTH_CAP, ELEMENT_CAP};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event, SwitchConfig, SwitchHandle};
 use proxy_tests::end_state;
 use proxy_tests::frames::{self, Dhcp, L2};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::{NetNs, RawSocket, require_root, unique_prefix};
-use proxy_tests::pnp_server::{LogEntry, PnpServer, Received, Script, Step};
+use proxy_tests::pnp_server::{
+    ApplyTo, DeviceInfoType, LogEntry, PnpServer, Received, Script, Step, Udi,
+};
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use tokio::time::Instant;
 

@@ -7,11 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use proxy::pnp::codec::DeviceInfoType;
 use proxy_tests::emulator::{Emulator, Event};
 use proxy_tests::lab::{self, PNP_IP};
 use proxy_tests::netns::require_root;
-use proxy_tests::pnp_server::Step;
+use proxy_tests::pnp_server::{DeviceInfoType, Step};
 use proxy_tests::scenario::{
     IMAGE, Lab, WITHIN, assert_end_state, config_step, image_step, set_scripts, stock,
     tailored_pushes, udi_of,
@@ -266,7 +265,7 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         .received()
         .iter()
         .find_map(|m| match m {
-            proxy::smi::codec::Message::ConfigUpgrade { url, .. }
+            proxy_tests::emulator::Sent::ConfigUpgrade { url, .. }
                 if url.ends_with("client_cfg_pnp.txt") =>
             {
                 Some(url.clone())

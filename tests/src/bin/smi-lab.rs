@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use proxy::pnp::codec::{ApplyTo, DeviceInfoType};
 use proxy_tests::attack::{Attack, Attacker};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
 use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
@@ -23,7 +22,7 @@ use proxy_tests::lab::{
     self, Daemon, DaemonLog, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology,
 };
 use proxy_tests::netns::NsGuard;
-use proxy_tests::pnp_server::{PnpServer, PnpServerConfig, Script, Step};
+use proxy_tests::pnp_server::{ApplyTo, DeviceInfoType, PnpServer, PnpServerConfig, Script, Step};
 use proxy_tests::{end_state, figures};
 
 #[derive(clap::Parser)]

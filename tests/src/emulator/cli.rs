@@ -9,7 +9,7 @@
 //!   it is ignored) and gets one answer:
 //!   - `terminal length 0` -> `\r\n<hostname>#`;
 //!   - `show version` -> the `show version` text
-//!     (`proxy::smi::showver::render_legacy`, lines joined with `\r\n`),
+//!     ([`super::ShowVersion::render`], lines joined with `\r\n`),
 //!     then `\r\n<hostname>#`;
 //!   - `exit` -> the switch closes the connection;
 //!   - anything else -> `\r\n% Invalid input detected at '^' marker.\r\n<hostname>#`.
@@ -20,7 +20,6 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, bail};
-use proxy::smi::showver::render_legacy;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{Switch, net};
@@ -72,7 +71,7 @@ pub(super) async fn run(sw: &Switch, target: SocketAddr) -> anyhow::Result<Vec<S
         let line = String::from_utf8_lossy(&raw)
             .trim_end_matches(['\n', '\r'])
             .to_owned();
-        let reply = answer(&line, &hostname, || render_legacy(&sw.show_version()));
+        let reply = answer(&line, &hostname, || sw.show_version().render());
         lines.push(line);
         match reply {
             Some(text) => stream.write_all(text.as_bytes()).await.context("write")?,

@@ -7,7 +7,8 @@
 //! 1. gets an address by DHCP over an AF_PACKET socket ([`dhcp_client`]),
 //!    adds it to its macvlan and routes to the router / TFTP server;
 //! 2. serves SMI on `<ip>:4786`, one message per connection, decoded with
-//!    `proxy::smi::codec`: probe -> client reply; type 3 -> TFTP fetch of the
+//!    its own [`wire`] code (written from the protocol document, not the
+//!    proxy's codec): probe -> client reply; type 3 -> TFTP fetch of the
 //!    configuration (then, if it holds `do telnet <ip> <port>`, the reverse
 //!    telnet CLI of [`cli`]); type 2 -> image list, image, reload (new
 //!    version, uptime reset, new DHCP exchange); type 3 asking for a reload
@@ -44,16 +45,16 @@ pub mod cli;
 pub mod dhcp_client;
 pub mod identity;
 pub mod net;
+pub mod showver;
 mod smi;
 mod switch;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use proxy::smi::codec::Message;
-use proxy::smi::showver::ShowVersion;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
@@ -65,6 +66,8 @@ pub use identity::{MODELS, Model, VERSIONS};
 use crate::tftp_client::TftpOptions;
 pub use net::MacvlanMode;
 use net::{Macvlan, Namespaces};
+pub use showver::ShowVersion;
+pub use wire::Sent;
 
 /// Port of the SMI listener on every switch and on the director.
 pub const SMI_PORT: u16 = 4786;
@@ -350,7 +353,7 @@ struct State {
     uptime_at_boot: Duration,
     startup_config: Option<Vec<u8>>,
     misbehaviour: Misbehaviour,
-    received: Vec<Message>,
+    received: Vec<Sent>,
     boots: u32,
 }
 
@@ -401,10 +404,11 @@ impl Switch {
             pid: self.config.pid.clone(),
             vid: self.config.vid.clone(),
             sn: self.config.sn.clone(),
-            version: Some(state.version.clone()),
-            image: Some(state.image.clone()),
-            hostname: Some(state.hostname.clone()),
-            uptime: Some(identity::uptime_text(uptime)),
+            version: state.version.clone(),
+            image: state.image.clone(),
+            hostname: state.hostname.clone(),
+            uptime: identity::uptime_text(uptime),
+            mac: self.config.mac,
         }
     }
 }
@@ -465,7 +469,7 @@ impl SwitchHandle {
     }
 
     /// Every SMI message decoded so far, in order of arrival.
-    pub fn received(&self) -> Vec<Message> {
+    pub fn received(&self) -> Vec<Sent> {
         self.0.state().received.clone()
     }
 

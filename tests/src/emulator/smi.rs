@@ -1,19 +1,16 @@
 //! One SMI connection to a switch: read exactly one message with the
-//! project's codec, answer or act, close.
+//! emulator's own [`wire`] code, answer or act, close.
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail, ensure};
 use md5::{Digest as _, Md5};
-use proxy::smi::codec::{
-    CodecError, HEADER_LEN, Header, Message, PAYLOAD_CAP, decode_parts, payload_len,
-};
-use proxy::smi::showver::render_legacy;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::switch::Reload;
+use super::wire::{self, HEADER_LEN, Header, LengthError, Sent};
 use super::{Event, Misbehaviour, Switch, SwitchCommand, cli, identity};
 use crate::tftp_client;
 
@@ -22,8 +19,8 @@ const OVERSIZE: u32 = 0x7fff_ffff;
 
 /// What came in on a connection.
 enum Inbound {
-    /// A message the codec accepts.
-    Message(Message),
+    /// A message the wire code accepts.
+    Message(Sent),
     /// A known type with the wrong length or a malformed body: rejected.
     Refused,
 }
@@ -56,23 +53,21 @@ pub(super) async fn handle(
     }
     let message = match inbound {
         Inbound::Refused => {
-            if let Ok(reject) = Message::Reject.encode() {
-                reply_and_close(&mut stream, &reject, &sw).await;
-            }
+            reply_and_close(&mut stream, &wire::REJECT, &sw).await;
             return;
         }
         Inbound::Message(message) => message,
     };
     sw.state().received.push(message.clone());
     match message {
-        Message::Probe => {
+        Sent::Probe => {
             sw.emit(Event::Probed {
                 switch: sw.position,
                 from: peer,
             });
             answer_probe(&sw, &mut stream, misbehaviour).await;
         }
-        Message::ConfigUpgrade { url, reload: asked } => {
+        Sent::ConfigUpgrade { url, reload: asked } => {
             drop(stream);
             if config_upgrade(&sw, &url).await && asked.is_some() {
                 // MODELLED: the reload time is honoured at once.
@@ -83,7 +78,7 @@ pub(super) async fn handle(
                 let _ = reload.send(Reload { image, version }).await;
             }
         }
-        Message::ImageUpgrade { url, .. } => {
+        Sent::ImageUpgrade { url, .. } => {
             drop(stream);
             match image_upgrade(&sw, &url).await {
                 Ok(next) => {
@@ -92,7 +87,7 @@ pub(super) async fn handle(
                 Err(e) => sw.fail("image upgrade", &e),
             }
         }
-        Message::ExecuteFile { url } => {
+        Sent::ExecuteFile { url } => {
             drop(stream);
             let commands = match fetch(&sw, &url).await {
                 Ok(file) => quoted_commands(&String::from_utf8_lossy(&file)),
@@ -106,7 +101,7 @@ pub(super) async fn handle(
                 command: SwitchCommand::ExecuteFile { url, commands },
             });
         }
-        Message::RunCli { commands, .. } => {
+        Sent::RunCli { commands, .. } => {
             drop(stream);
             sw.emit(Event::Command {
                 switch: sw.position,
@@ -118,8 +113,9 @@ pub(super) async fn handle(
                 run_exec(&sw, &command).await;
             }
         }
-        // Client-side messages and unknown types: close, as a client does.
-        Message::ClientReply | Message::Reject | Message::Unknown { .. } => {}
+        // Any other header (client-side messages, unknown types): close,
+        // as a client does.
+        Sent::Other { .. } => {}
     }
 }
 
@@ -127,16 +123,16 @@ pub(super) async fn handle(
 async fn read_one(stream: &mut TcpStream) -> anyhow::Result<Inbound> {
     let mut head = [0u8; HEADER_LEN];
     stream.read_exact(&mut head).await.context("header")?;
-    let header = Header::decode(&head);
-    let len = match payload_len(&header, PAYLOAD_CAP) {
+    let header = Header::parse(&head);
+    let len = match header.payload_len() {
         Ok(len) => len,
-        Err(CodecError::WrongLength { .. }) => return Ok(Inbound::Refused),
-        Err(e) => bail!("{header:?}: {e}"),
+        Err(LengthError::WrongForType(_)) => return Ok(Inbound::Refused),
+        Err(e @ LengthError::OverCap(_)) => bail!("{header:?}: {e}"),
     };
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload).await.context("payload")?;
-    Ok(match decode_parts(&header, &payload) {
-        Ok(message) => Inbound::Message(message),
+    Ok(match wire::decode(&header, &payload) {
+        Ok(sent) => Inbound::Message(sent),
         Err(e) => {
             log::debug!("refusing {header:?}: {e}");
             Inbound::Refused
@@ -145,9 +141,7 @@ async fn read_one(stream: &mut TcpStream) -> anyhow::Result<Inbound> {
 }
 
 async fn answer_probe(sw: &Switch, stream: &mut TcpStream, misbehaviour: Misbehaviour) {
-    let Ok(reply) = Message::ClientReply.encode() else {
-        return;
-    };
+    let reply = wire::CLIENT_REPLY;
     match misbehaviour {
         Misbehaviour::Truncated => {
             let _ = stream.write_all(&reply[..reply.len() / 2]).await;
@@ -155,7 +149,7 @@ async fn answer_probe(sw: &Switch, stream: &mut TcpStream, misbehaviour: Misbeha
         }
         Misbehaviour::OversizeLength => {
             let mut bogus = reply;
-            bogus[12..16].copy_from_slice(&OVERSIZE.to_be_bytes());
+            bogus[12..HEADER_LEN].copy_from_slice(&OVERSIZE.to_be_bytes());
             reply_and_close(stream, &bogus, sw).await;
         }
         _ => reply_and_close(stream, &reply, sw).await,
@@ -204,7 +198,7 @@ async fn run_exec(sw: &Switch, command: &str) {
     else {
         return;
     };
-    let text = render_legacy(&sw.show_version()).replace('\n', "\r\n");
+    let text = sw.show_version().render().replace('\n', "\r\n");
     match tftp_client::upload_url(Some(&sw.netns), url, text.as_bytes(), &sw.timeouts.tftp).await {
         Ok(()) => sw.emit(Event::OutputSent {
             switch: sw.position,

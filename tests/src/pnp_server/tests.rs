@@ -1,16 +1,15 @@
 //! Scripted exchanges with the PnP test server over 127.0.0.1, with a plain
 //! hyper client (one connection per request), and one with the proxy's own
-//! agent over HTTPS.
+//! agent over HTTPS. The agent's side is written and read with the proxy's
+//! codec on purpose: the server, which has its own XML code, must read what
+//! the product writes and write what the product reads.
 use std::path::PathBuf;
 
 use hyper::client::conn::http1 as client;
 use proxy::pnp::agent::{
     AgentEvent, AgentIdentity, AgentShared, PnpProfile, TlsTrust, spawn_agent,
 };
-use proxy::pnp::codec::{
-    AgentMessage, DeviceInfoReply, ErrorInfo, ResponseBody, Service, SmiRefusal,
-    encode_agent_message, parse_server_message,
-};
+use proxy::pnp::codec::{self as product, encode_agent_message, parse_server_message};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -19,6 +18,11 @@ const UDI: &str = "PID:WS-C2960X-48TS-L,VID:V05,SN:FOC1234X0AB";
 const OTHER: &str = "PID:CISCO2921/K9,VID:,SN:FOC1234";
 
 fn udi(text: &str) -> Udi {
+    text.parse().expect("test UDI")
+}
+
+/// The same UDI as the proxy's codec holds it.
+fn product_udi(text: &str) -> proxy::udi::Udi {
     text.parse().expect("test UDI")
 }
 
@@ -46,16 +50,16 @@ async fn call(
     Ok((status, body))
 }
 
-fn envelope(udi_text: &str, sid: Option<&str>) -> Envelope {
-    Envelope::agent(udi(udi_text), sid.map(str::to_owned))
+fn envelope(udi_text: &str, sid: Option<&str>) -> product::Envelope {
+    product::Envelope::agent(product_udi(udi_text), sid.map(str::to_owned))
 }
 
 fn work_request_xml(udi_text: &str, correlator: &str, sid: Option<&str>) -> String {
-    encode_agent_message(&AgentMessage {
+    encode_agent_message(&product::AgentMessage {
         envelope: envelope(udi_text, sid),
-        body: AgentBody::WorkRequest(WorkRequest {
+        body: product::AgentBody::WorkRequest(product::WorkRequest {
             correlator: correlator.to_owned(),
-            udi: Some(udi(udi_text)),
+            udi: Some(product_udi(udi_text)),
             hostname: Some("sw1".to_owned()),
             auth_required: false,
             via_proxy: true,
@@ -63,15 +67,15 @@ fn work_request_xml(udi_text: &str, correlator: &str, sid: Option<&str>) -> Stri
     })
 }
 
-fn response_xml(udi_text: &str, response: Response) -> String {
-    encode_agent_message(&AgentMessage {
+fn response_xml(udi_text: &str, response: product::Response) -> String {
+    encode_agent_message(&product::AgentMessage {
         envelope: envelope(udi_text, None),
-        body: AgentBody::Response(response),
+        body: product::AgentBody::Response(response),
     })
 }
 
 /// Posts a work-request and parses the answer.
-async fn ask(server: &PnpServer, udi_text: &str, correlator: &str) -> ServerMessage {
+async fn ask(server: &PnpServer, udi_text: &str, correlator: &str) -> product::ServerMessage {
     let (status, body) = call(
         server.addr(),
         Method::POST,
@@ -85,7 +89,7 @@ async fn ask(server: &PnpServer, udi_text: &str, correlator: &str) -> ServerMess
 }
 
 /// Posts a response and checks the `bye`.
-async fn answer(server: &PnpServer, udi_text: &str, response: Response) {
+async fn answer(server: &PnpServer, udi_text: &str, response: product::Response) {
     let correlator = response.correlator.clone();
     let (status, body) = call(
         server.addr(),
@@ -99,15 +103,15 @@ async fn answer(server: &PnpServer, udi_text: &str, response: Response) {
     let bye = parse_server_message(&body).expect("bye parses");
     assert_eq!(
         bye.body,
-        ServerBody::Bye {
+        product::ServerBody::Bye {
             correlator: Some(correlator)
         }
     );
 }
 
-fn job(message: &ServerMessage, correlator: &str) -> Job {
+fn job(message: &product::ServerMessage, correlator: &str) -> product::Job {
     match &message.body {
-        ServerBody::Request(request) => {
+        product::ServerBody::Request(request) => {
             assert_eq!(request.correlator, correlator);
             request.job.clone()
         }
@@ -147,20 +151,30 @@ async fn a_scripted_exchange_is_served_and_logged() {
     assert_eq!(server.hellos(), 1);
 
     let message = ask(&server, UDI, "CiscoPnP-1.0-1-0000000A").await;
-    assert_eq!(message.envelope.udi, Some(udi(UDI)));
+    assert_eq!(message.envelope.udi, Some(product_udi(UDI)));
     assert_eq!(
         job(&message, "CiscoPnP-1.0-1-0000000A"),
-        Job::DeviceInfo(DeviceInfoType::All)
+        product::Job::DeviceInfo(product::DeviceInfoType::All)
     );
-    let mut reply = Response::ok(Service::DeviceInfo, "CiscoPnP-1.0-1-0000000A");
-    reply.body = ResponseBody::DeviceInfo(DeviceInfoReply {
-        udi: Some(udi(UDI)),
-        ..DeviceInfoReply::default()
+    let mut reply = product::Response::ok(product::Service::DeviceInfo, "CiscoPnP-1.0-1-0000000A");
+    reply.body = product::ResponseBody::DeviceInfo(product::DeviceInfoReply {
+        udi: Some(product_udi(UDI)),
+        ..product::DeviceInfoReply::default()
     });
-    answer(&server, UDI, reply.clone()).await;
+    answer(&server, UDI, reply).await;
+    let reply = Response {
+        service: Service::DeviceInfo,
+        correlator: "CiscoPnP-1.0-1-0000000A".to_owned(),
+        success: true,
+        error: None,
+        body: ResponseBody::DeviceInfo(DeviceInfoReply {
+            udi: Some(UDI.to_owned()),
+            ..DeviceInfoReply::default()
+        }),
+    };
 
     let message = ask(&server, UDI, "CiscoPnP-1.0-2-0000000B").await;
-    let Job::ConfigUpgrade(config) = job(&message, "CiscoPnP-1.0-2-0000000B") else {
+    let product::Job::ConfigUpgrade(config) = job(&message, "CiscoPnP-1.0-2-0000000B") else {
         panic!("not a config-upgrade");
     };
     assert_eq!(config.source.location, server.config_url("sw1.cfg"));
@@ -169,8 +183,8 @@ async fn a_scripted_exchange_is_served_and_logged() {
         format!("http://{}/configs/sw1.cfg", server.addr())
     );
     assert_eq!(config.source.checksum.as_deref(), Some(config_md5.as_str()));
-    assert_eq!(config.apply_to, ApplyTo::Startup);
-    assert!(matches!(config.reload, ReloadPolicy::Reload(_)));
+    assert_eq!(config.apply_to, product::ApplyTo::Startup);
+    assert!(matches!(config.reload, product::ReloadPolicy::Reload(_)));
     let (status, body) = call(server.addr(), Method::GET, "/configs/sw1.cfg", None)
         .await
         .expect("config download");
@@ -178,19 +192,30 @@ async fn a_scripted_exchange_is_served_and_logged() {
         (status, &body[..]),
         (StatusCode::OK, &b"hostname sw1\nend\n"[..])
     );
-    let failed = Response::failed(
-        Service::ConfigUpgrade,
+    let failed = product::Response::failed(
+        product::Service::ConfigUpgrade,
         "CiscoPnP-1.0-2-0000000B",
-        ErrorInfo {
+        product::ErrorInfo {
             severity: "ERROR".to_owned(),
             code: "PnP Service Error 1803".to_owned(),
             message: "Source file not found".to_owned(),
         },
     );
-    answer(&server, UDI, failed.clone()).await;
+    answer(&server, UDI, failed).await;
+    let failed = Response {
+        service: Service::ConfigUpgrade,
+        correlator: "CiscoPnP-1.0-2-0000000B".to_owned(),
+        success: false,
+        error: Some(ErrorInfo {
+            severity: "ERROR".to_owned(),
+            code: "PnP Service Error 1803".to_owned(),
+            message: "Source file not found".to_owned(),
+        }),
+        body: ResponseBody::Empty,
+    };
 
     let message = ask(&server, UDI, "CiscoPnP-1.0-3-0000000C").await;
-    let Job::ImageInstall(install) = job(&message, "CiscoPnP-1.0-3-0000000C") else {
+    let product::Job::ImageInstall(install) = job(&message, "CiscoPnP-1.0-3-0000000C") else {
         panic!("not an image-install");
     };
     assert_eq!(install.source.location, server.image_url("c2960x.tar"));
@@ -210,22 +235,22 @@ async fn a_scripted_exchange_is_served_and_logged() {
     answer(
         &server,
         UDI,
-        Response::ok(Service::ImageInstall, "CiscoPnP-1.0-3-0000000C"),
+        product::Response::ok(product::Service::ImageInstall, "CiscoPnP-1.0-3-0000000C"),
     )
     .await;
 
     let message = ask(&server, UDI, "CiscoPnP-1.0-4-0000000D").await;
-    let Job::Backoff(backoff) = job(&message, "CiscoPnP-1.0-4-0000000D") else {
+    let product::Job::Backoff(backoff) = job(&message, "CiscoPnP-1.0-4-0000000D") else {
         panic!("not a backoff");
     };
     assert_eq!(
         backoff.action,
-        BackoffAction::CallbackAfter(Duration::from_secs(30))
+        product::BackoffAction::CallbackAfter(Duration::from_secs(30))
     );
     answer(
         &server,
         UDI,
-        Response::ok(Service::Backoff, "CiscoPnP-1.0-4-0000000D"),
+        product::Response::ok(product::Service::Backoff, "CiscoPnP-1.0-4-0000000D"),
     )
     .await;
 
@@ -233,7 +258,7 @@ async fn a_scripted_exchange_is_served_and_logged() {
     let message = ask(&server, UDI, "CiscoPnP-1.0-5-0000000E").await;
     assert_eq!(
         message.body,
-        ServerBody::Bye {
+        product::ServerBody::Bye {
             correlator: Some("CiscoPnP-1.0-5-0000000E".to_owned())
         }
     );
@@ -282,34 +307,45 @@ async fn each_udi_runs_its_own_copy_of_the_default_script_and_repeats() {
         }]),
     );
     let first = ask(&server, UDI, "c1").await;
-    assert_eq!(job(&first, "c1"), Job::Capability);
+    assert_eq!(job(&first, "c1"), product::Job::Capability);
     let second = ask(&server, UDI, "c2").await;
-    assert_eq!(job(&second, "c2"), Job::Topology);
+    assert_eq!(job(&second, "c2"), product::Job::Topology);
     let third = ask(&server, UDI, "c3").await;
-    assert_eq!(job(&third, "c3"), Job::Capability);
+    assert_eq!(job(&third, "c3"), product::Job::Capability);
     let other = ask(&server, OTHER, "o1").await;
     assert_eq!(
         job(&other, "o1"),
-        Job::Unsupported {
+        product::Job::Unsupported {
             service: "cli-exec".to_owned()
         }
     );
-    assert_eq!(other.envelope.udi, Some(udi(OTHER)));
-    let refused = Response::refused(
-        Service::Other("cli-exec".to_owned()),
+    assert_eq!(other.envelope.udi, Some(product_udi(OTHER)));
+    let refused = product::Response::refused(
+        product::Service::Other("cli-exec".to_owned()),
         "o1",
-        SmiRefusal::UnsupportedRequest,
+        product::SmiRefusal::UnsupportedRequest,
     );
-    answer(&server, OTHER, refused.clone()).await;
+    answer(&server, OTHER, refused).await;
+    let refused = Response {
+        service: Service::Other("cli-exec".to_owned()),
+        correlator: "o1".to_owned(),
+        success: false,
+        error: Some(ErrorInfo {
+            severity: "ERROR".to_owned(),
+            code: "PNP_ERROR_UNSUPPORTED_REQUEST".to_owned(),
+            message: "SMI PROXY:Not supported service request".to_owned(),
+        }),
+        body: ResponseBody::Empty,
+    };
     let other = ask(&server, OTHER, "o2").await;
-    assert!(matches!(other.body, ServerBody::Bye { .. }));
+    assert!(matches!(other.body, product::ServerBody::Bye { .. }));
     server.set_default_script(Script::new(vec![Step::Terminate]));
     let third_udi = "PID:ISR4451-X/K9,VID:V01,SN:FGL1";
     let message = ask(&server, third_udi, "t1").await;
     assert!(matches!(
         job(&message, "t1"),
-        Job::Backoff(Backoff {
-            action: BackoffAction::Terminate,
+        product::Job::Backoff(product::Backoff {
+            action: product::BackoffAction::Terminate,
             ..
         })
     ));
@@ -358,7 +394,10 @@ async fn prefixed_form_and_alternative_spellings_still_parse() {
     );
     let message = parse_server_message(&body).expect("prefixed form parses");
     assert_eq!(message.envelope.sid.as_deref(), Some("S-7"));
-    assert_eq!(job(&message, "c1"), Job::DeviceInfo(DeviceInfoType::Image));
+    assert_eq!(
+        job(&message, "c1"),
+        product::Job::DeviceInfo(product::DeviceInfoType::Image)
+    );
 
     let (_, body) = call(
         server.addr(),
@@ -374,19 +413,19 @@ async fn prefixed_form_and_alternative_spellings_still_parse() {
         "{text}"
     );
     let message = parse_server_message(&body).expect("callBackAfter parses");
-    let Job::Backoff(backoff) = job(&message, "c2") else {
+    let product::Job::Backoff(backoff) = job(&message, "c2") else {
         panic!("not a backoff");
     };
     assert_eq!(
         backoff.action,
-        BackoffAction::CallbackAfter(Duration::from_secs(90))
+        product::BackoffAction::CallbackAfter(Duration::from_secs(90))
     );
 
     let message = ask(&server, UDI, "c3").await;
-    let Job::ImageInstall(install) = job(&message, "c3") else {
+    let product::Job::ImageInstall(install) = job(&message, "c3") else {
         panic!("not an image-install");
     };
-    let ReloadPolicy::Reload(reload) = install.reload else {
+    let product::ReloadPolicy::Reload(reload) = install.reload else {
         panic!("no reload");
     };
     assert_eq!(reload.save_config, Some(true));
@@ -395,7 +434,10 @@ async fn prefixed_form_and_alternative_spellings_still_parse() {
         server.addr(),
         Method::POST,
         "/pnp/WORK-RESPONSE",
-        Some(response_xml(UDI, Response::ok(Service::ImageInstall, "c3"))),
+        Some(response_xml(
+            UDI,
+            product::Response::ok(product::Service::ImageInstall, "c3"),
+        )),
     )
     .await
     .expect("work-response");
@@ -408,7 +450,7 @@ async fn prefixed_form_and_alternative_spellings_still_parse() {
         parse_server_message(&body)
             .expect("prefixed bye parses")
             .body,
-        ServerBody::Bye {
+        product::ServerBody::Bye {
             correlator: Some("c3".to_owned())
         }
     );
@@ -422,9 +464,9 @@ async fn faults_bad_bodies_and_wrong_methods_are_handled() {
     let server = PnpServer::start(PnpServerConfig::loopback())
         .await
         .expect("server");
-    let fault = encode_agent_message(&AgentMessage {
+    let fault = encode_agent_message(&product::AgentMessage {
         envelope: envelope(UDI, None),
-        body: AgentBody::Fault(Fault::client(
+        body: product::AgentBody::Fault(product::Fault::client(
             "An unknown XML tag has been received",
             "struct",
         )),
@@ -440,7 +482,7 @@ async fn faults_bad_bodies_and_wrong_methods_are_handled() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         parse_server_message(&body).expect("bye").body,
-        ServerBody::Bye { correlator: None }
+        product::ServerBody::Bye { correlator: None }
     );
     let (status, _) = call(
         server.addr(),
@@ -590,8 +632,14 @@ async fn raw_answers_come_first_then_the_script() {
     }
     assert_eq!(server.raw_answers_left(&udi(UDI)), 0);
     // Other UDIs were never concerned; the script starts where it was.
-    assert_eq!(job(&ask(&server, OTHER, "c2").await, "c2"), Job::Capability);
-    assert_eq!(job(&ask(&server, UDI, "c3").await, "c3"), Job::Capability);
+    assert_eq!(
+        job(&ask(&server, OTHER, "c2").await, "c2"),
+        product::Job::Capability
+    );
+    assert_eq!(
+        job(&ask(&server, UDI, "c3").await, "c3"),
+        product::Job::Capability
+    );
     assert_eq!(server.log(&udi(UDI)).len(), 3);
 }
 
@@ -602,23 +650,51 @@ async fn unanswered_jobs_are_sent_again_when_asked_to() {
         .expect("server");
     server.set_default_script(Script::new(vec![Step::Capability, Step::Topology]));
     // Off: a job goes once, answered or not.
-    assert_eq!(job(&ask(&server, OTHER, "o1").await, "o1"), Job::Capability);
-    assert_eq!(job(&ask(&server, OTHER, "o2").await, "o2"), Job::Topology);
+    assert_eq!(
+        job(&ask(&server, OTHER, "o1").await, "o1"),
+        product::Job::Capability
+    );
+    assert_eq!(
+        job(&ask(&server, OTHER, "o2").await, "o2"),
+        product::Job::Topology
+    );
 
     server.set_redeliver_unanswered(true);
-    assert_eq!(job(&ask(&server, UDI, "c1").await, "c1"), Job::Capability);
+    assert_eq!(
+        job(&ask(&server, UDI, "c1").await, "c1"),
+        product::Job::Capability
+    );
     // The agent restarted without answering: the same job, new correlator.
-    assert_eq!(job(&ask(&server, UDI, "c2").await, "c2"), Job::Capability);
+    assert_eq!(
+        job(&ask(&server, UDI, "c2").await, "c2"),
+        product::Job::Capability
+    );
     assert_eq!(server.redelivered(), 1);
-    answer(&server, UDI, Response::ok(Service::Capability, "c2")).await;
-    assert_eq!(job(&ask(&server, UDI, "c3").await, "c3"), Job::Topology);
-    answer(&server, UDI, Response::ok(Service::Topology, "c3")).await;
+    answer(
+        &server,
+        UDI,
+        product::Response::ok(product::Service::Capability, "c2"),
+    )
+    .await;
+    assert_eq!(
+        job(&ask(&server, UDI, "c3").await, "c3"),
+        product::Job::Topology
+    );
+    answer(
+        &server,
+        UDI,
+        product::Response::ok(product::Service::Topology, "c3"),
+    )
+    .await;
     let bye = ask(&server, UDI, "c4").await;
-    assert!(matches!(bye.body, ServerBody::Bye { .. }), "{bye:?}");
+    assert!(
+        matches!(bye.body, product::ServerBody::Bye { .. }),
+        "{bye:?}"
+    );
     // `bye` is never outstanding.
     assert!(matches!(
         ask(&server, UDI, "c5").await.body,
-        ServerBody::Bye { .. }
+        product::ServerBody::Bye { .. }
     ));
     assert_eq!(server.redelivered(), 1);
 }
@@ -747,16 +823,22 @@ async fn the_proxy_agent_works_against_it_over_https_with_a_pinned_certificate()
     let (events_tx, mut events) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let identity = AgentIdentity {
-        udi: udi(UDI),
+        udi: product_udi(UDI),
         hostname: None,
         mac: proxy::mac::Mac([0x00, 0x11, 0x22, 0x33, 0x44, 0x55]),
     };
     let agent = spawn_agent(shared, identity, jobs_tx, events_tx, cancel.clone());
 
     let job = jobs.recv().await.expect("device-info job");
-    assert_eq!(job.request.job, Job::DeviceInfo(DeviceInfoType::All));
+    assert_eq!(
+        job.request.job,
+        product::Job::DeviceInfo(product::DeviceInfoType::All)
+    );
     let correlator = job.request.correlator.clone();
-    job.respond(Response::ok(Service::DeviceInfo, correlator.clone()));
+    job.respond(product::Response::ok(
+        product::Service::DeviceInfo,
+        correlator.clone(),
+    ));
     loop {
         let report = events.recv().await.expect("events");
         if matches!(report.event, AgentEvent::Backoff { .. }) {
