@@ -307,13 +307,20 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         for _ in 0..3 {
             idle.push(connect().await.expect("connect"));
         }
+        // The proxy counts the refusal before it closes the connection, so
+        // once the third is closed the metric must show it.
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 8];
+        let third = tokio::time::timeout(Duration::from_millis(2500), idle[2].read(&mut buf))
+            .await
+            .expect("the third connection is closed")
+            .unwrap_or(0);
+        assert_eq!(third, 0);
         let m = lab::metrics(&lab.topo).expect("metrics");
         let busy = lab::metric(&m, "smi_proxy_smi_inbound_total{event=\"refused_busy\"}");
         assert!(busy >= Some(1), "{m}");
         // probe_timeout_secs = 1: an idle connection is closed after 1 s
         // (the default would hold it 3 s).
-        use tokio::io::AsyncReadExt as _;
-        let mut buf = [0u8; 8];
         let first = &mut idle[0];
         let n = tokio::time::timeout(Duration::from_millis(2500), first.read(&mut buf))
             .await
