@@ -31,18 +31,34 @@ struct Maps {
     clients: HashMap<MapData, ClientKey, ClientEntry>,
     admission: HashMap<MapData, ClientKey, u32>,
     epoch: Array<MapData, u64>,
+    /// The epoch last written: the daemon is its one writer, so it need not
+    /// read the map back before each bump.
+    epoch_now: u64,
 }
 
 impl Maps {
+    fn new(
+        clients: HashMap<MapData, ClientKey, ClientEntry>,
+        admission: HashMap<MapData, ClientKey, u32>,
+        epoch: Array<MapData, u64>,
+    ) -> Result<Self, DataplaneError> {
+        let epoch_now = epoch.get(&0, 0).map_err(map_err(maps::ADMISSION_EPOCH))?;
+        Ok(Self {
+            clients,
+            admission,
+            epoch,
+            epoch_now,
+        })
+    }
+
     /// Tells XDP that the admission states it cached may be stale.
     fn bump_epoch(&mut self) -> Result<(), DataplaneError> {
-        let epoch = self
-            .epoch
-            .get(&0, 0)
-            .map_err(map_err(maps::ADMISSION_EPOCH))?;
+        let next = self.epoch_now.wrapping_add(1);
         self.epoch
-            .set(0, epoch.wrapping_add(1), 0)
-            .map_err(map_err(maps::ADMISSION_EPOCH))
+            .set(0, next, 0)
+            .map_err(map_err(maps::ADMISSION_EPOCH))?;
+        self.epoch_now = next;
+        Ok(())
     }
 }
 
@@ -68,11 +84,7 @@ impl ClientTable {
         admission: HashMap<MapData, ClientKey, u32>,
         epoch: Array<MapData, u64>,
     ) -> Result<Self, DataplaneError> {
-        let mut maps = Maps {
-            clients,
-            admission,
-            epoch,
-        };
+        let mut maps = Maps::new(clients, admission, epoch)?;
         maps.bump_epoch()?;
         Ok(Self {
             maps: Arc::new(Mutex::new(maps)),
@@ -92,11 +104,7 @@ impl ClientTable {
         let epoch = Array::try_from(aya::maps::Map::Array(open(maps::ADMISSION_EPOCH)?))
             .map_err(map_err(maps::ADMISSION_EPOCH))?;
         Ok(Self {
-            maps: Arc::new(Mutex::new(Maps {
-                clients,
-                admission,
-                epoch,
-            })),
+            maps: Arc::new(Mutex::new(Maps::new(clients, admission, epoch)?)),
         })
     }
 
