@@ -68,6 +68,14 @@ impl Fixture {
     fn events(&mut self) -> Vec<DataplaneEvent> {
         self.dp.drain_events()
     }
+
+    /// Makes `m` a known client (its DISCOVER on `l2`), then forgets the
+    /// events and counters that caused.
+    fn learn(&mut self, m: [u8; 6], l2: &L2) {
+        self.run(&discover(m, l2));
+        self.events();
+        self.delta();
+    }
 }
 
 impl Drop for Fixture {
@@ -212,9 +220,7 @@ fn ack_learns_address() {
     let mut f = Fixture::new();
     let m = mac(5);
     let l2 = L2::broadcast(m);
-    f.run(&discover(m, &l2));
-    f.events();
-    f.delta();
+    f.learn(m, &l2);
     assert_eq!(f.run(&ack(m, &l2, CLIENT_IP)), XDP_PASS);
     let e = f.entry(m).expect("entry");
     assert_eq!(
@@ -342,9 +348,7 @@ fn smi_admission() {
     f.dp.table()
         .set_state(admitted, state::ADMITTED)
         .expect("admit");
-    f.run(&discover(fresh, &L2::broadcast(fresh)));
-    f.events();
-    f.delta();
+    f.learn(fresh, &L2::broadcast(fresh));
 
     assert_eq!(f.run(&smi_frame(admitted, &l2, 8)), XDP_PASS, "admitted");
     let e = f.entry(admitted).expect("entry");
@@ -404,9 +408,7 @@ fn admission_changes_reach_the_next_frame_through_the_cache() {
     let mut f = Fixture::new();
     let m = mac(40);
     let l2 = L2::broadcast(mac(0));
-    f.run(&discover(m, &L2::broadcast(m)));
-    f.events();
-    f.delta();
+    f.learn(m, &L2::broadcast(m));
 
     // Not admitted: dropped twice (the second from the cache).
     for _ in 0..2 {
@@ -777,9 +779,7 @@ fn a_known_clients_steady_dhcp_updates_it_without_events_whatever_the_option_ord
     let mut f = Fixture::new();
     let m = mac(0x40);
     let l2 = L2::broadcast(m);
-    f.run(&discover(m, &l2));
-    f.events();
-    f.delta();
+    f.learn(m, &l2);
     // The fast path: option 53 first, a REQUEST.
     let request = Dhcp::cisco_client(m, 0xabcd_0001, msg::REQUEST).frame(&l2, SERVER);
     assert_eq!(f.run(&request), XDP_PASS);
