@@ -16,6 +16,39 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use tokio::net::UdpSocket;
 
+/// A UDP socket the client can run over: the kernel's, or an emulated
+/// switch's on the packet stack.
+pub trait Datagrams {
+    /// Sends one datagram to `to`.
+    fn send_to(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send;
+    /// Receives one datagram: its length and sender.
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = std::io::Result<(usize, SocketAddr)>> + Send;
+}
+
+impl Datagrams for UdpSocket {
+    fn send_to(
+        &self,
+        data: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = std::io::Result<usize>> + Send {
+        UdpSocket::send_to(self, data, to)
+    }
+
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = std::io::Result<(usize, SocketAddr)>> + Send {
+        UdpSocket::recv_from(self, buf)
+    }
+}
+
 // Opcodes (RFC 1350, RFC 2347), shared with `tftp_load`.
 pub(crate) const RRQ: u16 = 1;
 const WRQ: u16 = 2;
@@ -76,7 +109,7 @@ pub fn parse_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
 
 /// Reads `filename` from `server` through `socket` (any local port).
 pub async fn fetch(
-    socket: &UdpSocket,
+    socket: &impl Datagrams,
     server: SocketAddr,
     filename: &str,
     opts: &TftpOptions,
@@ -208,7 +241,7 @@ pub async fn fetch_url(
 /// `opts.retries` times, `opts.timeout` apart); the last block is shorter
 /// than 512 bytes (empty when the size is a multiple of 512).
 pub async fn upload(
-    socket: &UdpSocket,
+    socket: &impl Datagrams,
     server: SocketAddr,
     filename: &str,
     data: &[u8],
@@ -284,8 +317,8 @@ pub async fn upload_url(
 
 /// One transfer's conversation: the last packet sent (sent again when the
 /// server is silent) and the server's transfer ID once it answered.
-struct Link<'s> {
-    socket: &'s UdpSocket,
+struct Link<'s, S> {
+    socket: &'s S,
     server: SocketAddr,
     peer: Option<SocketAddr>,
     last: Vec<u8>,
@@ -293,13 +326,9 @@ struct Link<'s> {
     tries: u32,
 }
 
-impl<'s> Link<'s> {
+impl<'s, S: Datagrams> Link<'s, S> {
     /// Sends the request `first` to `server`.
-    async fn open(
-        socket: &'s UdpSocket,
-        server: SocketAddr,
-        first: Vec<u8>,
-    ) -> anyhow::Result<Self> {
+    async fn open(socket: &'s S, server: SocketAddr, first: Vec<u8>) -> anyhow::Result<Self> {
         socket
             .send_to(&first, server)
             .await

@@ -379,7 +379,7 @@ fn hostile_peers_leave_the_proxy_serving() {
         let mut held = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..1000 {
-            let ns = admitted.netns().to_owned();
+            let ns = admitted.netns().expect("namespace mode").to_owned();
             tasks.spawn(async move { tcp_connect_in(&ns, proxy, Duration::from_secs(10)).await });
         }
         while let Some(r) = tasks.join_next().await {

@@ -1238,7 +1238,7 @@ fn hostile_traffic_during_run() {
             .unwrap_or(0);
         for guess in ["client_cfg_pnp.txt", "0000000000000000/client_cfg_pnp.txt", "../etc/passwd"] {
             let got = proxy_tests::tftp_client::fetch_url(
-                Some(admitted.netns()),
+                Some(admitted.netns().expect("namespace mode")),
                 &format!("tftp://{PROXY_IP}/{guess}"),
                 &proxy_tests::tftp_client::TftpOptions::default(),
             )
@@ -1271,7 +1271,7 @@ fn hostile_traffic_during_run() {
         let unexpected0 = lab::metric(&m0, "smi_proxy_telnet_refused_total{reason=\"unexpected\"}")
             .unwrap_or(0);
         let s = proxy_tests::emulator::net::tcp_connect_in(
-            admitted.netns(),
+            admitted.netns().expect("namespace mode"),
             SocketAddr::from((PROXY_IP, 19140)),
             Duration::from_secs(2),
         )

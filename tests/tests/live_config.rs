@@ -200,7 +200,7 @@ fn a_new_proxy_address_applies_without_losing_a_client() {
     lab.rt.block_on(async {
         let at = |ip: std::net::Ipv4Addr| {
             proxy_tests::emulator::net::tcp_connect_in(
-                sw.netns(),
+                sw.netns().expect("namespace mode"),
                 std::net::SocketAddr::from((ip, 4786)),
                 Duration::from_secs(2),
             )
@@ -275,7 +275,7 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         .expect("the tailored configuration was pushed");
     let text = lab.rt.block_on(async {
         proxy_tests::tftp_client::fetch_url(
-            Some(sw.netns()),
+            Some(sw.netns().expect("namespace mode")),
             &tailored,
             &proxy_tests::tftp_client::TftpOptions::default(),
         )
@@ -297,7 +297,7 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         // max_smi_connections = 2: a third idle connection is refused.
         let connect = || {
             proxy_tests::emulator::net::tcp_connect_in(
-                sw.netns(),
+                sw.netns().expect("namespace mode"),
                 std::net::SocketAddr::from((lab::PROXY_IP, 4786)),
                 Duration::from_secs(2),
             )

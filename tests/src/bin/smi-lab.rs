@@ -17,7 +17,7 @@ use clap::Parser as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proxy_tests::attack::{Attack, Attacker};
 use proxy_tests::dhcp_server::{DhcpServer, DhcpServerConfig, Pool};
-use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
+use proxy_tests::emulator::{Emulator, EmulatorConfig, EmulatorMode, Event};
 use proxy_tests::lab::{
     self, Daemon, DaemonLog, DaemonOptions, Layout, PNP_IP, PROXY_IP, Topology,
 };
@@ -52,6 +52,12 @@ struct Args {
     /// scales to thousands) or `shared` (one flat segment).
     #[arg(long, value_enum, default_value_t = LayoutArg::Isolated)]
     layout: LayoutArg,
+    /// How the emulated switches run: `packet` (one process on one packet
+    /// socket, a user-space TCP/IP stack per switch; needs the isolated
+    /// layout) or `netns` (a namespace and macvlan per switch, the kernel's
+    /// stack). Default: `packet` above 300 switches, else `netns`.
+    #[arg(long, value_enum)]
+    emulator: Option<EmulatorArg>,
     /// Hostile traffic on the switch segment while the switches onboard
     /// (one sender, as fast as it goes, until the last switch is done).
     #[arg(long, value_enum, default_value_t = Attack::None)]
@@ -71,6 +77,28 @@ struct Args {
 enum LayoutArg {
     Isolated,
     Shared,
+}
+
+/// `--emulator`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EmulatorArg {
+    Netns,
+    Packet,
+}
+
+/// Above this many switches the lab runs them on the packet stack by default.
+const PACKET_ABOVE: u32 = 300;
+
+impl Args {
+    /// The emulator mode asked for, or the default for the lab's size.
+    fn emulator_mode(&self) -> EmulatorMode {
+        match self.emulator {
+            Some(EmulatorArg::Netns) => EmulatorMode::Netns,
+            Some(EmulatorArg::Packet) => EmulatorMode::Packet,
+            None if self.clients > PACKET_ABOVE => EmulatorMode::Packet,
+            None => EmulatorMode::Netns,
+        }
+    }
 }
 
 impl From<LayoutArg> for Layout {
@@ -250,6 +278,12 @@ fn print_log_path(path: Option<&Path>) {
 async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
     let p = &args.prefix;
     eprintln!("smi-lab: building namespaces {p}sw, {p}px, {p}pnp ...");
+    let mode = args.emulator_mode();
+    anyhow::ensure!(
+        !(mode == EmulatorMode::Packet && matches!(args.layout, LayoutArg::Shared)),
+        "--emulator packet needs --layout isolated: on a shared segment the site \
+         DHCP server's macvlan cannot hear frames sent on the packet socket"
+    );
     let topo = Topology::build_with(p, args.layout.into())?;
     let n = args.clients as usize;
 
@@ -351,10 +385,11 @@ async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
     let at_start = figures::proc_sample(pid)?;
     let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", p, args.clients);
     emu_cfg.macvlan_mode = topo.macvlan_mode();
+    emu_cfg.mode = mode;
     emu_cfg.boot_spread = Duration::from_millis(u64::from(args.clients).min(2000));
     let spread = emu_cfg.boot_spread;
     let mut emu = Emulator::start(emu_cfg).await?;
-    eprintln!("smi-lab: {n} emulated switches booting");
+    eprintln!("smi-lab: {n} emulated switches booting ({mode:?} emulator)");
     let attacker = Attacker::start(args.attack, &topo)?;
     if attacker.is_some() {
         eprintln!("smi-lab: attack {} running", args.attack.name());

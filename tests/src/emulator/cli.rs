@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use anyhow::{Context as _, bail};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::{Switch, net};
+use super::Switch;
 
 /// Longest accepted line from the proxy.
 pub const MAX_LINE: usize = 1024;
@@ -43,7 +43,7 @@ pub fn answer(line: &str, hostname: &str, show_version: impl FnOnce() -> String)
 /// Connects to the proxy from the switch's namespace and runs the session;
 /// returns the lines the proxy sent.
 pub(super) async fn run(sw: &Switch, target: SocketAddr) -> anyhow::Result<Vec<String>> {
-    let mut stream = net::tcp_connect_in(&sw.netns, target, sw.timeouts.connect).await?;
+    let mut stream = sw.link.connect(target, sw.timeouts.connect).await?;
     let hostname = sw.hostname();
     stream
         .write_all(format!("\r\n{hostname}#").as_bytes())

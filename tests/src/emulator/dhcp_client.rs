@@ -59,9 +59,38 @@ pub struct Lease {
     pub xid: u32,
 }
 
+/// Where the client's frames go: an AF_PACKET socket in the switch's
+/// namespace, or the switch's port on the packet stack.
+pub trait FramePort {
+    /// Sends one whole Ethernet frame.
+    fn send(&self, frame: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Receives one frame addressed to the client (truncated to `buf`).
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send;
+}
+
+impl FramePort for PacketSocket {
+    fn send(&self, frame: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        PacketSocket::send(self, frame)
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send {
+        PacketSocket::recv(self, buf)
+    }
+}
+
+impl FramePort for super::packet::DhcpPort<'_> {
+    fn send(&self, frame: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        super::packet::DhcpPort::send(self, frame)
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send {
+        super::packet::DhcpPort::recv(self, buf)
+    }
+}
+
 /// Runs DISCOVER..ACK until a lease is bound (cancel by dropping the future).
 pub async fn acquire(
-    sock: &PacketSocket,
+    sock: &impl FramePort,
     mac: [u8; 6],
     hostname: &str,
     timing: &DhcpTiming,
@@ -104,7 +133,7 @@ pub async fn acquire(
 /// Sends `frame` and waits for a reply to `xid` whose type `want` accepts,
 /// resending with backoff; `None` after `timing.attempts` sends.
 async fn exchange(
-    sock: &PacketSocket,
+    sock: &impl FramePort,
     frame: &[u8],
     mac: [u8; 6],
     xid: u32,

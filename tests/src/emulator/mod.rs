@@ -44,7 +44,9 @@
 pub mod cli;
 pub mod dhcp_client;
 pub mod identity;
+mod link;
 pub mod net;
+pub mod packet;
 pub mod showver;
 mod smi;
 mod switch;
@@ -191,8 +193,24 @@ pub struct EmulatorConfig {
     pub timeouts: Timeouts,
     /// Boots are spread evenly over this long (zero: all at once).
     pub boot_spread: Duration,
-    /// How the switches' macvlans reach each other.
+    /// How the switches reach the segment.
+    pub mode: EmulatorMode,
+    /// How the switches' macvlans reach each other ([`EmulatorMode::Netns`]).
     pub macvlan_mode: MacvlanMode,
+}
+
+/// How the emulated switches reach the segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmulatorMode {
+    /// Each switch in a network namespace of its own, with a macvlan on the
+    /// parent interface: the kernel's TCP/IP stack, one per switch.
+    #[default]
+    Netns,
+    /// Every switch an interface of the in-process [`packet`] stack, all on
+    /// one AF_PACKET socket on the parent interface: thousands per core.
+    /// The segment must not need the parent's macvlans (the site DHCP
+    /// server sits behind the proxy, as in `lab::Layout::Isolated`).
+    Packet,
 }
 
 impl EmulatorConfig {
@@ -206,6 +224,7 @@ impl EmulatorConfig {
             dhcp: DhcpTiming::default(),
             timeouts: Timeouts::default(),
             boot_spread: Duration::ZERO,
+            mode: EmulatorMode::Netns,
             macvlan_mode: MacvlanMode::Bridge,
         }
     }
@@ -361,7 +380,7 @@ struct State {
 #[derive(Debug)]
 struct Switch {
     position: usize,
-    netns: String,
+    link: link::Link,
     config: SwitchConfig,
     timeouts: Timeouts,
     events: mpsc::UnboundedSender<Event>,
@@ -381,11 +400,7 @@ impl Switch {
     }
 
     fn fail(&self, what: &str, error: &anyhow::Error) {
-        log::warn!(
-            "switch {} ({}): {what}: {error:#}",
-            self.position,
-            self.netns
-        );
+        log::warn!("switch {}: {what}: {error:#}", self.position);
         self.emit(Event::Failed {
             switch: self.position,
             what: what.into(),
@@ -433,9 +448,9 @@ impl SwitchHandle {
         self.0.config.mac
     }
 
-    /// Its network namespace.
-    pub fn netns(&self) -> &str {
-        &self.0.netns
+    /// Its network namespace ([`EmulatorMode::Netns`] only).
+    pub fn netns(&self) -> Option<&str> {
+        self.0.link.netns()
     }
 
     /// Current address, if bound.
@@ -488,7 +503,7 @@ impl SwitchHandle {
         self.0.state().misbehaviour = misbehaviour;
     }
 
-    /// From the switch's namespace, connects to `proxy:4786`, sends `bytes`
+    /// From the switch, connects to `proxy:4786`, sends `bytes`
     /// and collects the answer until close or the exchange window ends.
     pub async fn connect_smi_to(
         &self,
@@ -497,7 +512,7 @@ impl SwitchHandle {
     ) -> anyhow::Result<SmiExchange> {
         let t = &self.0.timeouts;
         let addr = SocketAddr::from((proxy, SMI_PORT));
-        let mut stream = net::tcp_connect_in(&self.0.netns, addr, t.connect).await?;
+        let mut stream = self.0.link.connect(addr, t.connect).await?;
         let mut reply = Vec::new();
         if stream.write_all(bytes).await.is_err() {
             return Ok(SmiExchange {
@@ -522,7 +537,7 @@ impl SwitchHandle {
         Ok(SmiExchange { reply, closed })
     }
 
-    /// Sends 1 to 512 random bytes to `proxy:4786` from the switch's namespace.
+    /// Sends 1 to 512 random bytes to `proxy:4786` from the switch.
     pub async fn send_garbage_to(&self, proxy: Ipv4Addr) -> anyhow::Result<SmiExchange> {
         let mut garbage = vec![0u8; rand::random_range(1..=512)];
         rand::fill(&mut garbage[..]);
@@ -530,47 +545,43 @@ impl SwitchHandle {
     }
 }
 
-/// The running emulator; dropping it aborts every switch task and deletes
-/// their namespaces.
+/// The running emulator; dropping it aborts every switch task (and the
+/// packet stack's driver) and deletes their namespaces.
 pub struct Emulator {
     tasks: JoinSet<()>,
     switches: Vec<SwitchHandle>,
     events: mpsc::UnboundedReceiver<Event>,
     backlog: Vec<Event>,
-    _namespaces: Namespaces,
+    _namespaces: Option<Namespaces>,
+    driver: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Emulator {
-    /// Creates `<prefix>s<i>` namespaces and macvlans (in two `ip -batch`
-    /// runs) and starts one task per switch. Needs a tokio runtime and root.
+    /// Starts one task per switch. In [`EmulatorMode::Netns`] it first
+    /// creates the `<prefix>s<i>` namespaces and macvlans (in two `ip -batch`
+    /// runs); in [`EmulatorMode::Packet`] it opens the packet stack on the
+    /// parent. Needs a tokio runtime and root.
     pub async fn start(config: EmulatorConfig) -> anyhow::Result<Self> {
-        let names: Vec<String> = (0..config.switches.len())
-            .map(|i| format!("{}s{i}", config.prefix))
-            .collect();
-        let links: Vec<Macvlan> = names
-            .iter()
-            .zip(&config.switches)
-            .map(|(netns, sw)| Macvlan {
-                netns: netns.clone(),
-                mac: sw.mac,
-            })
-            .collect();
-        let (sw_ns, parent, all) = (config.sw_ns.clone(), config.parent.clone(), names.clone());
-        let mode = config.macvlan_mode;
-        let namespaces = tokio::task::spawn_blocking(move || {
-            let namespaces = Namespaces::create(all)?;
-            net::create_macvlans(&sw_ns, &parent, mode, &links)?;
-            net::up_without_ipv6_in(namespaces.names())?;
-            anyhow::Ok(namespaces)
-        })
-        .await
-        .context("namespace task")??;
-
+        let (links, namespaces, driver) = match config.mode {
+            EmulatorMode::Netns => {
+                let (names, namespaces) = create_namespaces(&config).await?;
+                let links = names.into_iter().map(link::Link::Netns).collect();
+                (links, Some(namespaces), None)
+            }
+            EmulatorMode::Packet => {
+                let macs: Vec<[u8; 6]> = config.switches.iter().map(|s| s.mac).collect();
+                let (driver, hosts) =
+                    packet::Stack::start(&config.sw_ns, &config.parent, &macs).await?;
+                let links = hosts.into_iter().map(link::Link::Packet).collect();
+                (links, None, Some(driver))
+            }
+        };
         let (tx, events) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         let mut switches = Vec::new();
         let count = config.switches.len().max(1) as u32;
-        for (position, (sc, netns)) in config.switches.into_iter().zip(names).enumerate() {
+        let all: Vec<link::Link> = links;
+        for (position, (sc, link)) in config.switches.into_iter().zip(all).enumerate() {
             let state = State {
                 lease: None,
                 hostname: sc.hostname.clone(),
@@ -585,7 +596,7 @@ impl Emulator {
             };
             let sw = Arc::new(Switch {
                 position,
-                netns,
+                link,
                 config: sc,
                 timeouts: config.timeouts.clone(),
                 events: tx.clone(),
@@ -601,6 +612,7 @@ impl Emulator {
             events,
             backlog: Vec::new(),
             _namespaces: namespaces,
+            driver,
         })
     }
 
@@ -649,5 +661,42 @@ impl Emulator {
     /// Stops every switch task (namespaces go when the emulator drops).
     pub async fn shutdown(&mut self) {
         self.tasks.shutdown().await;
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
+        }
     }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
+    }
+}
+
+/// The namespaces `<prefix>s<i>`, each holding a macvlan on the parent.
+async fn create_namespaces(config: &EmulatorConfig) -> anyhow::Result<(Vec<String>, Namespaces)> {
+    let names: Vec<String> = (0..config.switches.len())
+        .map(|i| format!("{}s{i}", config.prefix))
+        .collect();
+    let links: Vec<Macvlan> = names
+        .iter()
+        .zip(&config.switches)
+        .map(|(netns, sw)| Macvlan {
+            netns: netns.clone(),
+            mac: sw.mac,
+        })
+        .collect();
+    let (sw_ns, parent, all) = (config.sw_ns.clone(), config.parent.clone(), names.clone());
+    let mode = config.macvlan_mode;
+    let namespaces = tokio::task::spawn_blocking(move || {
+        let namespaces = Namespaces::create(all)?;
+        net::create_macvlans(&sw_ns, &parent, mode, &links)?;
+        net::up_without_ipv6_in(namespaces.names())?;
+        anyhow::Ok(namespaces)
+    })
+    .await
+    .context("namespace task")??;
+    Ok((names, namespaces))
 }

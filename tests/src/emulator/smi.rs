@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail, ensure};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::link::Stream as TcpStream;
 use super::switch::Reload;
 use super::wire::{self, HEADER_LEN, Header, LengthError, Sent};
 use super::{Event, Misbehaviour, Switch, SwitchCommand, cli, identity};
@@ -178,9 +178,13 @@ async fn drain(stream: &mut TcpStream, limit: std::time::Duration) {
     .await;
 }
 
-/// Fetches a URL over TFTP from the switch's namespace.
+/// Fetches a URL over TFTP from a fresh socket of the switch.
 async fn fetch(sw: &Switch, url: &str) -> anyhow::Result<Vec<u8>> {
-    tftp_client::fetch_url(Some(&sw.netns), url, &sw.timeouts.tftp).await
+    let (server, file) = tftp_client::parse_url(url)?;
+    let socket = sw.link.udp().await?;
+    tftp_client::fetch(&socket, server, &file, &sw.timeouts.tftp)
+        .await
+        .with_context(|| format!("fetching {url}"))
 }
 
 /// One exec command of a type-8 message. Only `show version | redirect
@@ -199,7 +203,14 @@ async fn run_exec(sw: &Switch, command: &str) {
         return;
     };
     let text = sw.show_version().render().replace('\n', "\r\n");
-    match tftp_client::upload_url(Some(&sw.netns), url, text.as_bytes(), &sw.timeouts.tftp).await {
+    let upload = async {
+        let (server, file) = tftp_client::parse_url(url)?;
+        let socket = sw.link.udp().await?;
+        tftp_client::upload(&socket, server, &file, text.as_bytes(), &sw.timeouts.tftp)
+            .await
+            .with_context(|| format!("uploading to {url}"))
+    };
+    match upload.await {
         Ok(()) => sw.emit(Event::OutputSent {
             switch: sw.position,
             command: command.to_owned(),
