@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context as _, bail};
 
 use crate::dhcp_server::Placement;
-use crate::emulator::MacvlanMode;
+use crate::emulator::{EmulatorConfig, EmulatorMode, MacvlanMode};
 use crate::netns::{NetNs, veth};
 
 /// The proxy's bridge in [`Layout::Isolated`].
@@ -72,12 +72,37 @@ pub struct Topology {
     pub state_dir: PathBuf,
     /// How it is wired.
     pub layout: Layout,
+    /// How its emulated switches run ([`Topology::emulator_config`]).
+    pub emulator: EmulatorMode,
 }
 
 impl Topology {
     /// Builds the namespaces and links of the [`Layout::Shared`] lab.
     pub fn build(prefix: &str) -> anyhow::Result<Self> {
         Self::build_with(prefix, Layout::Shared)
+    }
+
+    /// Builds the lab for switches running in `mode`: [`Layout::Shared`]
+    /// for namespace switches, [`Layout::Isolated`] for packet-stack
+    /// switches (frames they send on `sw0` leave the segment, so the site
+    /// DHCP server must sit behind the proxy).
+    pub fn for_emulator(prefix: &str, mode: EmulatorMode) -> anyhow::Result<Self> {
+        let layout = match mode {
+            EmulatorMode::Netns => Layout::Shared,
+            EmulatorMode::Packet => Layout::Isolated,
+        };
+        let mut topo = Self::build_with(prefix, layout)?;
+        topo.emulator = mode;
+        Ok(topo)
+    }
+
+    /// `count` switches of the default mix on this lab's segment, running
+    /// as [`Topology::for_emulator`] chose (name prefix `prefix`).
+    pub fn emulator_config(&self, prefix: &str, count: u32) -> EmulatorConfig {
+        let mut cfg = EmulatorConfig::new(self.sw.name(), "sw0", prefix, count);
+        cfg.mode = self.emulator;
+        cfg.macvlan_mode = self.macvlan_mode();
+        cfg
     }
 
     /// Builds the namespaces and links, addresses included.
@@ -121,6 +146,7 @@ impl Topology {
             pin_dir,
             state_dir,
             layout,
+            emulator: EmulatorMode::Netns,
         })
     }
 
@@ -167,18 +193,25 @@ impl Topology {
 
     /// A configuration file (TOML) for this lab's daemon: what
     /// [`Daemon::start`] otherwise gives as flags, with the proxy address
-    /// taken from `px0` (`interface`) and, if given, a PnP server as the
+    /// taken from its interface (`interface`) and, if given, a PnP server as the
     /// default profile.
     pub fn config_toml(&self, pnp_server: Option<&str>) -> String {
         let path = |p: &Path| format!("{:?}", p.display().to_string());
+        let interfaces: Vec<String> = self
+            .proxy_ifaces()
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect();
         let mut text = format!(
-            "interfaces = [\"px0\"]\n\
+            "interfaces = [{}]\n\
              netns = {:?}\n\
-             interface = \"px0\"\n\
+             interface = {:?}\n\
              pin_dir = {}\n\
              state_dir = {}\n\
              control_socket = {}\n",
+            interfaces.join(", "),
             self.px.name(),
+            self.l3_iface(),
             path(&self.pin_dir),
             path(&self.state_dir),
             path(&self.control_socket()),
@@ -465,15 +498,16 @@ pub fn pnp_server_in(
     Ok(rt.block_on(PnpServer::start(config))?)
 }
 
-/// The site DHCP server on the lab's switch segment, handing out the
+/// The lab's site DHCP server, where its layout puts it, handing out the
 /// default pool with the proxy as TFTP server (option 150).
 pub async fn site_dhcp(topo: &Topology) -> anyhow::Result<crate::dhcp_server::DhcpServer> {
     use crate::dhcp_server::{DhcpServer, DhcpServerConfig};
-    let cfg = DhcpServerConfig::new(
+    let mut cfg = DhcpServerConfig::new(
         &format!("{}dhcp", topo.prefix),
         topo.sw.name(),
         "sw0",
         PROXY_IP,
     );
+    cfg.placement = topo.dhcp_placement();
     DhcpServer::start(cfg).await
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::dhcp_server::DhcpServer;
-use crate::emulator::{Emulator, EmulatorConfig, Sent, SwitchConfig, SwitchHandle};
+use crate::emulator::{Emulator, EmulatorMode, Sent, SwitchConfig, SwitchHandle};
 use crate::end_state::{self, Expected};
 use crate::lab::{self, Daemon, DaemonOptions, PNP_IP, Topology};
 use crate::netns::unique_prefix;
@@ -68,9 +68,14 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Builds the lab for `switches` switches (prefix `prefix`).
+    /// Builds the lab for `switches` namespace switches (prefix `prefix`).
     pub fn start(prefix: &str, switches: usize) -> Self {
-        let topo = Topology::build(&unique_prefix(prefix)).expect("topology");
+        Self::start_in(prefix, switches, EmulatorMode::Netns)
+    }
+
+    /// Builds the lab for `switches` switches running in `mode`.
+    pub fn start_in(prefix: &str, switches: usize, mode: EmulatorMode) -> Self {
+        let topo = Topology::for_emulator(&unique_prefix(prefix), mode).expect("topology");
         let rt = lab::test_runtime();
         let server = lab::pnp_server_in(&rt, &topo, PNP_PORT).expect("PnP server");
         stock(&server, switches);
@@ -127,12 +132,9 @@ impl Lab {
 
     /// As [`Lab::switches`], their boots spread evenly over `spread`.
     pub fn switches_booting_over(&self, scripts: &[Vec<Step>], spread: Duration) -> Emulator {
-        let mut cfg = EmulatorConfig::new(
-            self.topo.sw.name(),
-            "sw0",
-            &self.topo.prefix,
-            scripts.len() as u32,
-        );
+        let mut cfg = self
+            .topo
+            .emulator_config(&self.topo.prefix, scripts.len() as u32);
         cfg.boot_spread = spread;
         set_scripts(&self.server, &cfg.switches, scripts);
         self.rt.block_on(Emulator::start(cfg)).expect("emulator")

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use proxy_tests::dhcp_server::DhcpServer;
-use proxy_tests::emulator::{Emulator, EmulatorConfig, Event};
+use proxy_tests::emulator::{Emulator, EmulatorMode, Event};
 use proxy_tests::lab::{self, Daemon, DaemonOptions, PNP_IP, PROXY_IP, Topology};
 use proxy_tests::netns::{require_root, unique_prefix};
 use proxy_tests::pnp_server::{ApplyTo, DeviceInfoType, Received, Script, Step};
@@ -63,8 +63,9 @@ async fn site_dhcp(topo: &Topology) -> DhcpServer {
 
 /// `n` emulated switches of the default mix on the lab's segment.
 async fn switches(topo: &Topology, n: u32) -> Emulator {
-    let cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &topo.prefix, n);
-    Emulator::start(cfg).await.expect("emulator")
+    Emulator::start(topo.emulator_config(&topo.prefix, n))
+        .await
+        .expect("emulator")
 }
 
 fn udis_known(v: &serde_json::Value) -> usize {
@@ -75,14 +76,26 @@ fn udis_known(v: &serde_json::Value) -> usize {
 }
 
 #[test]
-fn fifty_switches_are_discovered_admitted_and_identified() {
+fn fifty_switches_are_discovered_admitted_and_identified_netns() {
+    fifty_switches(EmulatorMode::Netns);
+}
+
+#[test]
+fn fifty_switches_are_discovered_admitted_and_identified_packet() {
+    fifty_switches(EmulatorMode::Packet);
+}
+
+/// Fifty switches are discovered, admitted (in XDP) and identified.
+fn fifty_switches(mode: EmulatorMode) {
     require_root();
     let p = unique_prefix("sme");
-    let topo = Topology::build(&p).expect("topology");
-    let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
+    let topo = Topology::for_emulator(&p, mode).expect("topology");
     let rt = lab::test_runtime();
+    // The DHCP server first: in the isolated layout it creates the port
+    // the daemon attaches to.
+    let _dhcp = rt.block_on(site_dhcp(&topo));
+    let daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
     rt.block_on(async {
-        let _dhcp = site_dhcp(&topo).await;
         let mut emu = switches(&topo, 50).await;
         wait_events(&mut emu, 50, Duration::from_secs(240), |e| {
             matches!(e, Event::TelnetDone { .. })
@@ -132,10 +145,20 @@ fn fifty_switches_are_discovered_admitted_and_identified() {
 }
 
 #[test]
-fn pnp_jobs_become_smi_operations() {
+fn pnp_jobs_become_smi_operations_netns() {
+    pnp_jobs(EmulatorMode::Netns);
+}
+
+#[test]
+fn pnp_jobs_become_smi_operations_packet() {
+    pnp_jobs(EmulatorMode::Packet);
+}
+
+/// Every PnP job becomes its SMI operation on the switch.
+fn pnp_jobs(mode: EmulatorMode) {
     require_root();
     let p = unique_prefix("smp");
-    let topo = Topology::build(&p).expect("topology");
+    let topo = Topology::for_emulator(&p, mode).expect("topology");
     let rt = lab::test_runtime();
     let server = lab::pnp_server_in(&rt, &topo, 8080).expect("PnP server");
     let (image, image_md5) = proxy_tests::pnp_server::fake_image(64 * 1024);
@@ -165,10 +188,11 @@ fn pnp_jobs_become_smi_operations() {
         },
     ]));
     // This daemon runs from a configuration file (the proxy address from
-    // px0's), which `vstack` commands are saved back to.
+    // its interface's), which `vstack` commands are saved back to.
     let config_file = topo.state_dir.join("config.toml");
     let pnp_url = format!("http://{PNP_IP}:8080");
     std::fs::write(&config_file, topo.config_toml(Some(&pnp_url))).expect("config file");
+    let _dhcp = rt.block_on(site_dhcp(&topo));
     let daemon = Daemon::start(
         &topo,
         &DaemonOptions {
@@ -178,7 +202,6 @@ fn pnp_jobs_become_smi_operations() {
     )
     .expect("daemon");
     rt.block_on(async {
-        let _dhcp = site_dhcp(&topo).await;
         let mut emu = switches(&topo, 2).await;
         // Each switch: the site config lands, then the image, then it reloads.
         wait_events(&mut emu, 2, Duration::from_secs(300), |e| {
@@ -336,7 +359,7 @@ fn pnp_jobs_become_smi_operations() {
         assert_eq!(show(&topo)["management_vlans"], serde_json::json!([1, 10]));
         let saved = proxy::config::ProxyConfig::load(&config_file).expect("saved file");
         assert_eq!(saved.management_vlans, [1, 10]);
-        assert_eq!(saved.interface.as_deref(), Some("px0"));
+        assert_eq!(saved.interface.as_deref(), Some(topo.l3_iface()));
         assert_eq!(saved.ip_address, None);
     });
     daemon.stop().expect("clean stop");
@@ -424,7 +447,7 @@ fn hostile_peers_leave_the_proxy_serving() {
         drop(held);
 
         // The proxy still serves: a switch that boots now is identified.
-        let mut late_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &format!("{p}l"), 0);
+        let mut late_cfg = topo.emulator_config(&format!("{p}l"), 0);
         late_cfg.switches = vec![SwitchConfig::numbered(100)];
         let mut late = Emulator::start(late_cfg).await.expect("late emulator");
         wait_events(&mut late, 1, Duration::from_secs(60), |e| {
@@ -462,15 +485,25 @@ fn hostile_peers_leave_the_proxy_serving() {
 }
 
 #[test]
-fn daemon_killed_mid_onboarding_loses_nothing() {
+fn daemon_killed_mid_onboarding_loses_nothing_netns() {
+    daemon_killed(EmulatorMode::Netns);
+}
+
+#[test]
+fn daemon_killed_mid_onboarding_loses_nothing_packet() {
+    daemon_killed(EmulatorMode::Packet);
+}
+
+/// A daemon killed twice mid-onboarding loses no switch.
+fn daemon_killed(mode: EmulatorMode) {
     require_root();
     let p = unique_prefix("smk");
-    let topo = Topology::build(&p).expect("topology");
+    let topo = Topology::for_emulator(&p, mode).expect("topology");
     let rt = lab::test_runtime();
     rt.block_on(async {
         let _dhcp = site_dhcp(&topo).await;
         let mut daemon = Daemon::start(&topo, &DaemonOptions::default()).expect("daemon");
-        let mut cfg = EmulatorConfig::new(topo.sw.name(), "sw0", &p, 30);
+        let mut cfg = topo.emulator_config(&p, 30);
         cfg.boot_spread = Duration::from_secs(3);
         let mut emu = Emulator::start(cfg).await.expect("emulator");
         // kill -9 twice while switches are being identified, by progress.

@@ -5,7 +5,7 @@
 //! asked for. Checked on the switches (what they would boot with), and the
 //! tailored configuration reaches each switch exactly once. In network
 //! namespaces this test creates, with the XDP program attached. Needs root.
-use proxy_tests::emulator::{Emulator, EmulatorConfig, identity};
+use proxy_tests::emulator::{Emulator, EmulatorMode, identity};
 use proxy_tests::end_state::{self, Expected};
 use proxy_tests::lab;
 use proxy_tests::netns::require_root;
@@ -16,7 +16,17 @@ use proxy_tests::scenario::{
 };
 
 #[test]
-fn every_job_order_ends_as_the_server_asked() {
+fn every_job_order_ends_as_the_server_asked_netns() {
+    job_orders(EmulatorMode::Netns);
+}
+
+#[test]
+fn every_job_order_ends_as_the_server_asked_packet() {
+    job_orders(EmulatorMode::Packet);
+}
+
+/// Four job orders, each on its own switch.
+fn job_orders(mode: EmulatorMode) {
     require_root();
     let scripts = vec![
         // Configuration, then image.
@@ -32,7 +42,7 @@ fn every_job_order_ends_as_the_server_asked() {
         // Image, then configuration.
         vec![image_step(), config_step(3, false)],
     ];
-    let lab = Lab::start("sms", scripts.len());
+    let lab = Lab::start_in("sms", scripts.len(), mode);
     let daemon = lab.daemon();
     let emu = lab.switches(&scripts);
     lab.responses(&emu, |i| scripts[i].len());
@@ -55,7 +65,17 @@ fn every_job_order_ends_as_the_server_asked() {
 }
 
 #[test]
-fn a_proxy_restart_between_jobs_keeps_the_installed_configuration() {
+fn a_proxy_restart_between_jobs_keeps_the_installed_configuration_netns() {
+    restart_between_jobs(EmulatorMode::Netns);
+}
+
+#[test]
+fn a_proxy_restart_between_jobs_keeps_the_installed_configuration_packet() {
+    restart_between_jobs(EmulatorMode::Packet);
+}
+
+/// A kill -9 and restart between the configuration and the image.
+fn restart_between_jobs(mode: EmulatorMode) {
     require_root();
     // The backoff holds the image job back: the restart lands between the
     // two jobs, and the new daemon's agents ask for work at once.
@@ -67,7 +87,7 @@ fn a_proxy_restart_between_jobs_keeps_the_installed_configuration() {
         ]
     };
     let scripts = vec![steps(0), steps(1)];
-    let lab = Lab::start("smr", scripts.len());
+    let lab = Lab::start_in("smr", scripts.len(), mode);
     let daemon = lab.daemon();
     let emu = lab.switches(&scripts);
     lab.responses(&emu, |_| 2);
@@ -91,9 +111,19 @@ fn a_proxy_restart_between_jobs_keeps_the_installed_configuration() {
 }
 
 #[test]
-fn a_stack_back_under_a_new_mac_keeps_one_agent() {
+fn a_stack_back_under_a_new_mac_keeps_one_agent_netns() {
+    new_mac(EmulatorMode::Netns);
+}
+
+#[test]
+fn a_stack_back_under_a_new_mac_keeps_one_agent_packet() {
+    new_mac(EmulatorMode::Packet);
+}
+
+/// A stack back under another MAC keeps its one agent.
+fn new_mac(mode: EmulatorMode) {
     require_root();
-    let lab = Lab::start("smt", 1);
+    let lab = Lab::start_in("smt", 1, mode);
     let daemon = lab.daemon();
     // Short backoffs: an agent left running at the old MAC would come
     // back for work and take some of the jobs.
@@ -107,12 +137,9 @@ fn a_stack_back_under_a_new_mac_keeps_one_agent() {
     // The same stack comes back: its new active member has another MAC.
     let mut member = first.switches()[0].config().clone();
     member.mac = identity::mac_for(0x100);
-    let mut cfg = EmulatorConfig::new(
-        lab.topo.sw.name(),
-        "sw0",
-        &format!("{}n", lab.topo.prefix),
-        0,
-    );
+    let mut cfg = lab
+        .topo
+        .emulator_config(&format!("{}n", lab.topo.prefix), 0);
     cfg.switches = vec![member];
     let second = lab.rt.block_on(Emulator::start(cfg)).expect("emulator");
     // The server's remaining jobs all reach the new MAC.
