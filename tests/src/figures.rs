@@ -43,6 +43,9 @@ pub struct LabFigures {
     pub added_latency_p50_ms: f64,
     /// The same, 99th percentile, ms.
     pub added_latency_p99_ms: f64,
+    /// How the emulated switches ran: `netns` or `packet`.
+    #[serde(default)]
+    pub emulator: String,
     /// The attack put on the segment during the run (`none`).
     #[serde(default)]
     pub attack: String,

@@ -390,5 +390,11 @@ fn the_limits_and_credentials_of_the_file_change_what_the_daemon_does() {
         kernel_clients(&lab).len() <= 64,
         "the kernel map holds at most 64"
     );
+    // Both maps keyed by client are sized by clients_max: an admission map
+    // smaller than the client map would evict admitted switches.
+    for name in [proxy_common::maps::CLIENTS, proxy_common::maps::ADMISSION] {
+        let map = aya::maps::MapData::from_pin(lab.topo.pin_dir.join(name)).expect("pinned map");
+        assert_eq!(map.info().expect("map info").max_entries(), 64, "{name}");
+    }
     daemon.stop().expect("clean stop");
 }

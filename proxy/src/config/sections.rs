@@ -139,7 +139,7 @@ pub struct Limits {
     pub probe_timeout_secs: u64,
     /// Time allowed for one reverse-telnet session, in seconds. Default 30.
     pub telnet_timeout_secs: u64,
-    /// Capacity of the dataplane's client map. Default 16384.
+    /// Capacity of the dataplane's client and admission maps. Default 16384.
     pub clients_max: u32,
     /// Cap on the SMI header's length word, in bytes (0: no cap).
     /// Default 4096.

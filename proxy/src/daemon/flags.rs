@@ -43,7 +43,7 @@ pub struct DaemonFlags {
     /// Cap on the SMI header's length word (file: `limits.smi_len_cap`).
     #[arg(long, default_value_t = proxy_common::SMI_LEN_CAP_DEFAULT)]
     pub smi_len_cap: u32,
-    /// Capacity of the client map (file: `limits.clients_max`).
+    /// Capacity of the client and admission maps (file: `limits.clients_max`).
     #[arg(long, default_value_t = proxy_common::CLIENTS_MAX)]
     pub clients_max: u32,
     /// Refuse generic (SKB) XDP when native attach fails.

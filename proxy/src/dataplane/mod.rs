@@ -272,6 +272,7 @@ impl Dataplane {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&opts.pin_dir)
             .map_max_entries(maps::CLIENTS, opts.clients_max)
+            .map_max_entries(maps::ADMISSION, opts.clients_max)
             .load(bytes)?;
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(DataplaneError::Missing(name))

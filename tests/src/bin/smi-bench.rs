@@ -39,6 +39,10 @@ struct Args {
     /// `lab`: the numbers of switches to run.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     sizes: Vec<u32>,
+    /// `lab`: how the switches run (`netns` or `packet`; default: as
+    /// `smi-lab` chooses for the size, packet above 300).
+    #[arg(long)]
+    emulator: Option<String>,
     /// `lab`: give up on one run after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
@@ -304,13 +308,14 @@ fn lab(args: &Args) -> anyhow::Result<()> {
         rows.push(fig);
     }
     println!(
-        "\n| switches | done | onboard all s | per switch p50 / p99 s | proxy CPU s | proxy CPU per switch ms | peak RSS MiB | RSS per client at rest KiB | PnP exchanges/s | proxy turnaround p50 / p99 ms |"
+        "\n| switches | emulator | done | onboard all s | per switch p50 / p99 s | proxy CPU s | proxy CPU per switch ms | peak RSS MiB | RSS per client at rest KiB | PnP exchanges/s | proxy turnaround p50 / p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for f in &rows {
         println!(
-            "| {} | {} | {:.1} | {:.1} / {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.0} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {:.1} | {:.1} / {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.0} | {:.2} / {:.2} |",
             f.clients,
+            f.emulator,
             f.done,
             f.onboard_s,
             f.per_switch_p50_s,
@@ -345,6 +350,11 @@ fn lab_run(
         .args(["--clients", &n.to_string(), "--prefix", "benchlab"])
         .args(["--timeout", &args.timeout.to_string()])
         .args(["--attack", attack.name()])
+        .args(
+            args.emulator
+                .iter()
+                .flat_map(|e| ["--emulator", e.as_str()]),
+        )
         .arg("--report")
         .arg(&report)
         .stdout(std::process::Stdio::null())

@@ -79,6 +79,20 @@ enum LayoutArg {
     Shared,
 }
 
+/// `--clients-max` for a lab of `n` switches: the default client map
+/// (16,384) holds labs up to 8,192 with room for churn; above that, twice
+/// the switches, as an operator sizes it for a large site (an LRU map that
+/// is too small evicts admitted switches).
+fn clients_max_flag(n: usize) -> Vec<String> {
+    if n <= 8192 {
+        return Vec::new();
+    }
+    vec![
+        "--clients-max".into(),
+        (2 * n).next_power_of_two().to_string(),
+    ]
+}
+
 /// `--emulator`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum EmulatorArg {
@@ -368,6 +382,7 @@ async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
         &DaemonOptions {
             pnp_server: Some(format!("http://{PNP_IP}:{PNP_PORT}")),
             log,
+            extra: clients_max_flag(n),
             ..DaemonOptions::default()
         },
     )?;
@@ -559,6 +574,11 @@ async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
         pnp_exchanges_per_s: exchanges as f64 / elapsed.as_secs_f64().max(1e-3),
         added_latency_p50_ms: figures::quantile(&mut added, 0.5),
         added_latency_p99_ms: figures::quantile(&mut added, 0.99),
+        emulator: match mode {
+            EmulatorMode::Netns => "netns",
+            EmulatorMode::Packet => "packet",
+        }
+        .to_owned(),
         attack: args.attack.name().to_owned(),
         attack_units: sent.units,
         attack_secs: sent.secs,
@@ -598,6 +618,9 @@ async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
         as_asked = report.all_as_asked();
     }
     println!("\nonboarded {done}/{n} in {:.1} s", elapsed.as_secs_f64());
+    if let Some(drops) = emu.ring_drops() {
+        println!("emulated network: {drops} frames dropped by the packet ring");
+    }
 
     if args.keep && !interrupted {
         eprintln!(

@@ -554,6 +554,7 @@ pub struct Emulator {
     backlog: Vec<Event>,
     _namespaces: Option<Namespaces>,
     driver: Option<tokio::task::JoinHandle<()>>,
+    stack: Option<packet::Stack>,
 }
 
 impl Emulator {
@@ -562,18 +563,18 @@ impl Emulator {
     /// runs); in [`EmulatorMode::Packet`] it opens the packet stack on the
     /// parent. Needs a tokio runtime and root.
     pub async fn start(config: EmulatorConfig) -> anyhow::Result<Self> {
-        let (links, namespaces, driver) = match config.mode {
+        let (links, namespaces, driver, stack) = match config.mode {
             EmulatorMode::Netns => {
                 let (names, namespaces) = create_namespaces(&config).await?;
                 let links = names.into_iter().map(link::Link::Netns).collect();
-                (links, Some(namespaces), None)
+                (links, Some(namespaces), None, None)
             }
             EmulatorMode::Packet => {
                 let macs: Vec<[u8; 6]> = config.switches.iter().map(|s| s.mac).collect();
-                let (driver, hosts) =
+                let (stack, driver, hosts) =
                     packet::Stack::start(&config.sw_ns, &config.parent, &macs).await?;
                 let links = hosts.into_iter().map(link::Link::Packet).collect();
-                (links, None, Some(driver))
+                (links, None, Some(driver), Some(stack))
             }
         };
         let (tx, events) = mpsc::unbounded_channel();
@@ -613,7 +614,14 @@ impl Emulator {
             backlog: Vec::new(),
             _namespaces: namespaces,
             driver,
+            stack,
         })
+    }
+
+    /// Frames the packet stack's ring dropped so far (packet mode only):
+    /// nonzero means the emulated network, not the proxy, lost frames.
+    pub fn ring_drops(&self) -> Option<u64> {
+        self.stack.as_ref().map(packet::Stack::ring_drops)
     }
 
     /// All switches, by position.

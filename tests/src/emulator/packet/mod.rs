@@ -26,6 +26,7 @@ mod sockets;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context as _;
@@ -58,6 +59,8 @@ struct Shared {
     kick: Notify,
     /// Zero of the smoltcp clock.
     epoch: std::time::Instant,
+    /// Frames the kernel dropped on a full ring, so far.
+    drops: AtomicU64,
 }
 
 /// Everything behind the lock: the interfaces and the driver's queues.
@@ -172,12 +175,12 @@ pub struct Host {
 impl Stack {
     /// Opens the packet socket on `parent` in namespace `sw_ns`, creates
     /// one interface per MAC, and spawns the driver on the current runtime.
-    /// Returns the stack's driver task and one [`Host`] per MAC, in order.
+    /// Returns the stack, its driver task and one [`Host`] per MAC, in order.
     pub async fn start(
         sw_ns: &str,
         parent: &str,
         macs: &[[u8; 6]],
-    ) -> anyhow::Result<(tokio::task::JoinHandle<()>, Vec<Host>)> {
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>, Vec<Host>)> {
         let parent_name = parent.to_owned();
         let fd = net::in_netns(sw_ns, move || {
             net::up_without_ipv6(&parent_name)?;
@@ -227,6 +230,7 @@ impl Stack {
                 inner: Mutex::new(inner),
                 kick: Notify::new(),
                 epoch,
+                drops: AtomicU64::new(0),
             }),
         };
         let driver = tokio::spawn(drive(stack.clone(), ring));
@@ -239,7 +243,13 @@ impl Stack {
                 dhcp: tokio::sync::Mutex::new(receiver),
             })
             .collect();
-        Ok((driver, hosts))
+        Ok((stack, driver, hosts))
+    }
+
+    /// Frames the kernel dropped because the driver fell behind the ring
+    /// (read once a second): the emulated network's own losses.
+    pub fn ring_drops(&self) -> u64 {
+        self.shared.drops.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -423,7 +433,17 @@ fn dhcp_chaddr(frame: &[u8]) -> Option<[u8; 6]> {
 /// The driver: ring bursts, application kicks and timers in, polls, frames out.
 async fn drive(stack: Stack, mut ring: ring::Ring) {
     let mut received: Vec<Vec<u8>> = Vec::new();
+    let mut stats_at = std::time::Instant::now();
     loop {
+        if stats_at.elapsed() >= std::time::Duration::from_secs(1) {
+            stats_at = std::time::Instant::now();
+            if let Ok(drops) = ring.take_drops() {
+                stack
+                    .shared
+                    .drops
+                    .fetch_add(u64::from(drops), Ordering::Relaxed);
+            }
+        }
         let timer = stack.lock().next_timer().map(|at| {
             let micros = u64::try_from(at.total_micros()).unwrap_or(0);
             tokio::time::Instant::from_std(stack.shared.epoch)

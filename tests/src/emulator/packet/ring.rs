@@ -19,8 +19,9 @@ use tokio::io::unix::AsyncFd;
 
 /// Bytes per ring block (a multiple of the page size).
 const BLOCK_SIZE: u32 = 1 << 20;
-/// Blocks in the ring: 16 MiB, 8,192 slots of [`FRAME_SIZE`].
-const BLOCK_COUNT: u32 = 16;
+/// Blocks in the ring: 64 MiB, 32,768 slots of [`FRAME_SIZE`] (a boot
+/// storm of tens of thousands of switches must not overrun it).
+const BLOCK_COUNT: u32 = 64;
 /// Bytes per slot: the slot header, then a 1,514-byte frame.
 const FRAME_SIZE: u32 = 2048;
 /// Socket send buffer: room for a burst of replies to thousands of switches.
@@ -219,6 +220,29 @@ impl Ring {
             guard.clear_ready();
         }
         Ok(n)
+    }
+
+    /// Frames the kernel dropped because the ring was full, since the last
+    /// call (PACKET_STATISTICS resets on read).
+    pub fn take_drops(&self) -> std::io::Result<u32> {
+        // SAFETY: zeroed tpacket_stats is valid; the kernel fills at most
+        // `len` bytes of it.
+        let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: valid fd, buffer and length.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut stats).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stats.tp_drops)
     }
 
     /// Sends one whole Ethernet frame; a full send buffer waits.
