@@ -6,7 +6,7 @@
 //! the filesystem. Paths holding `..`, a backslash or a control character
 //! are refused before the lookup.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -219,8 +219,57 @@ struct Entry {
     expires: Option<Instant>,
 }
 
+/// Expired entries are invisible at once ([`Files::live`]) and reclaimed
+/// by a sweep at most this often: a sweep walks every entry, and with
+/// tens of thousands of switches staged, one per request was most of the
+/// proxy's CPU.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The staged paths, ordered (a directory's paths are one range).
+#[derive(Default)]
+struct Files {
+    map: BTreeMap<String, Entry>,
+    swept: Option<Instant>,
+}
+
+impl Files {
+    /// Drops expired entries, unless a sweep ran less than [`SWEEP_EVERY`] ago.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|at| now.saturating_duration_since(at) < SWEEP_EVERY)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        self.map
+            .retain(|_, entry| entry.expires.is_none_or(|at| now < at));
+    }
+
+    /// The entry at `path` if it has not expired (an expired one is dropped).
+    fn live(&mut self, path: &str, now: Instant) -> Option<&mut Entry> {
+        if self
+            .map
+            .get(path)
+            .is_some_and(|e| e.expires.is_some_and(|at| now >= at))
+        {
+            self.map.remove(path);
+        }
+        self.map.get_mut(path)
+    }
+
+    /// Whether any path lies in directory `dir`.
+    fn has_dir(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.map
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(path, _)| path.starts_with(&prefix))
+    }
+}
+
 struct Shared {
-    files: Mutex<HashMap<String, Entry>>,
+    files: Mutex<Files>,
     default_ttl: Option<Duration>,
     stats: Arc<TftpStats>,
 }
@@ -263,7 +312,7 @@ impl Staging {
     pub fn counting_into(default_ttl: Option<Duration>, stats: Arc<TftpStats>) -> Self {
         Staging {
             shared: Arc::new(Shared {
-                files: Mutex::new(HashMap::new()),
+                files: Mutex::new(Files::default()),
                 default_ttl,
                 stats,
             }),
@@ -305,8 +354,7 @@ impl Staging {
         let files = self.lock();
         let dir = loop {
             let dir = random_dir();
-            let prefix = format!("{dir}/");
-            if !files.keys().any(|path| path.starts_with(&prefix)) {
+            if !files.has_dir(&dir) {
                 break dir;
             }
         };
@@ -340,15 +388,15 @@ impl Staging {
     /// Removes one staged path; transfers already running finish. Returns
     /// whether it was staged.
     pub fn unstage(&self, path: &str) -> bool {
-        self.lock().remove(path).is_some()
+        self.lock().map.remove(path).is_some()
     }
 
     /// Removes every path of `owner`; returns how many.
     pub fn unstage_owner(&self, owner: &str) -> usize {
         let mut files = self.lock();
-        let before = files.len();
-        files.retain(|_, entry| entry.owner != owner);
-        before.saturating_sub(files.len())
+        let before = files.map.len();
+        files.map.retain(|_, entry| entry.owner != owner);
+        before.saturating_sub(files.map.len())
     }
 
     /// Sets the lifetime of a staged path, counted from now (`None`: never
@@ -356,8 +404,8 @@ impl Staging {
     pub fn set_ttl(&self, path: &str, ttl: Option<Duration>) -> bool {
         let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, now);
-        match files.get_mut(path) {
+        files.sweep(now);
+        match files.live(path, now) {
             Some(entry) => {
                 entry.expires = expiry(now, ttl);
                 true
@@ -368,14 +416,15 @@ impl Staging {
 
     /// Whether `path` is staged (for download or upload) and not expired.
     pub fn contains(&self, path: &str) -> bool {
+        let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, Instant::now());
-        files.contains_key(path)
+        files.sweep(now);
+        files.live(path, now).is_some()
     }
 
     /// Number of staged paths, expired ones included until swept.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
     /// True when nothing is staged.
@@ -391,9 +440,10 @@ impl Staging {
     /// Finds the file a read request names.
     pub(super) fn lookup_read(&self, requested: &str) -> Result<ReadTarget, LookupError> {
         let path = normalize_request(requested)?;
+        let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, Instant::now());
-        match files.get(path) {
+        files.sweep(now);
+        match files.live(path, now) {
             Some(Entry {
                 owner,
                 kind: Kind::Download(content),
@@ -414,9 +464,10 @@ impl Staging {
     /// Claims the upload slot a write request names.
     pub(super) fn claim_upload(&self, requested: &str) -> Result<UploadTarget, LookupError> {
         let path = normalize_request(requested)?;
+        let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, Instant::now());
-        match files.get_mut(path) {
+        files.sweep(now);
+        match files.live(path, now) {
             Some(Entry {
                 owner,
                 kind: Kind::Upload { max_bytes, claimed },
@@ -442,9 +493,9 @@ impl Staging {
         if let Some(Entry {
             kind: Kind::Upload { .. },
             ..
-        }) = files.get(path)
+        }) = files.map.get(path)
         {
-            files.remove(path);
+            files.map.remove(path);
         }
     }
 
@@ -453,13 +504,13 @@ impl Staging {
         if let Some(Entry {
             kind: Kind::Upload { claimed, .. },
             ..
-        }) = self.lock().get_mut(path)
+        }) = self.lock().map.get_mut(path)
         {
             *claimed = false;
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Files> {
         self.shared
             .files
             .lock()
@@ -470,14 +521,14 @@ impl Staging {
         let name = sanitize_hint(name_hint);
         let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, now);
+        files.sweep(now);
         let path = loop {
             let path = format!("{}/{name}", random_dir());
-            if !files.contains_key(&path) {
+            if files.live(&path, now).is_none() {
                 break path;
             }
         };
-        files.insert(
+        files.map.insert(
             path.clone(),
             Entry {
                 owner: owner.clone(),
@@ -494,11 +545,11 @@ impl Staging {
         }
         let now = Instant::now();
         let mut files = self.lock();
-        sweep(&mut files, now);
-        if files.contains_key(&path) {
+        files.sweep(now);
+        if files.live(&path, now).is_some() {
             return Err(StagingError::AlreadyStaged(path));
         }
-        files.insert(
+        files.map.insert(
             path.clone(),
             Entry {
                 owner: owner.to_owned(),
@@ -521,10 +572,6 @@ fn random_dir() -> String {
 fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
     // An unrepresentable expiry is as good as none.
     ttl.and_then(|ttl| now.checked_add(ttl))
-}
-
-fn sweep(files: &mut HashMap<String, Entry>, now: Instant) {
-    files.retain(|_, entry| entry.expires.is_none_or(|at| now < at));
 }
 
 fn is_name_char(c: char) -> bool {
