@@ -295,9 +295,8 @@ async fn start_director(
         read: cfg.limits.probe_timeout(),
         max_inbound: cfg.limits.max_smi_connections,
     };
-    let smi = tokio::net::TcpListener::bind((ip, director::SMI_PORT))
-        .await
-        .with_context(|| format!("SMI listener on {ip}:4786"))?;
+    let smi =
+        listener(ip, director::SMI_PORT).with_context(|| format!("SMI listener on {ip}:4786"))?;
     let (inbound_tx, mut inbound_rx) = tokio::sync::mpsc::channel(256);
     let listen = director::listen(
         smi,
@@ -317,8 +316,7 @@ async fn start_director(
         Ok(())
     });
 
-    let tel = tokio::net::TcpListener::bind((ip, telnet::TELNET_PORT))
-        .await
+    let tel = listener(ip, telnet::TELNET_PORT)
         .with_context(|| format!("telnet listener on {ip}:19140"))?;
     let (tel_tx, tel_rx) = tokio::sync::mpsc::channel(1024);
 
@@ -372,4 +370,18 @@ async fn start_director(
         Ok(())
     });
     Ok(core)
+}
+
+/// Connections the kernel queues on a director listener before `accept`
+/// (capped by `net.core.somaxconn`, 4,096 by default): thousands of
+/// switches reloading together connect back within the same second, and
+/// tokio's default of 1,024 overflowed in a 50,000-switch lab.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening TCP socket on `ip:port` with [`LISTEN_BACKLOG`].
+fn listener(ip: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind((ip, port).into())?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -63,18 +63,20 @@ impl Core {
             tracing::info!(target: "smi_proxy", "{udi} is now at another MAC; no agent here");
             return;
         }
-        let earlier = self
-            .clients
-            .identified_where(|r| r.mac != mac && r.udi.as_ref() == Some(&udi));
         let slot = {
             let mut rt = lock(&self.runtime);
-            for other in earlier {
-                if let Some(old) = rt.get_mut(&other).and_then(|r| r.agent.take()) {
-                    crate::logging::client(other).in_scope(|| {
-                        tracing::info!(target: "smi_proxy", "{udi} came back as {mac}; its agent moves there");
-                    });
-                    old.stop.cancel();
-                }
+            // The agent of this UDI at another MAC, if any (a look-up, not
+            // a walk over every record: this runs once per switch).
+            let earlier = lock(&self.agent_macs)
+                .insert(udi.clone(), mac)
+                .filter(|&other| other != mac);
+            if let Some(other) = earlier
+                && let Some(old) = rt.get_mut(&other).and_then(|r| r.agent.take())
+            {
+                crate::logging::client(other).in_scope(|| {
+                    tracing::info!(target: "smi_proxy", "{udi} came back as {mac}; its agent moves there");
+                });
+                old.stop.cancel();
             }
             let entry = rt.entry(mac).or_default();
             if entry.agent.is_some() {

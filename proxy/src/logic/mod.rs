@@ -42,6 +42,7 @@ use crate::smi::director::{self, Limits};
 use crate::smi::telnet::Session;
 use crate::smi::tftp::{StagedFile, Staging, TftpEvent};
 use crate::store::{ClientRecord, JobStatus, Store};
+use crate::udi::Udi;
 use agents::AgentSlot;
 use deliver::Waiters;
 
@@ -104,6 +105,9 @@ pub struct Core {
     tailored: StagedFile,
     waiters: Mutex<Waiters>,
     runtime: Mutex<HashMap<Mac, Runtime>>,
+    /// The MAC whose agent speaks for each UDI (one agent per device; a
+    /// stack back under another MAC moves it). Locked inside `runtime`.
+    agent_macs: Mutex<HashMap<Udi, Mac>>,
     /// The active PnP profile's shared agent state (see [`Core::switch_profile`]).
     pnp: RwLock<Option<Arc<AgentShared>>>,
     jobs: mpsc::Sender<JobRequest>,
@@ -177,6 +181,7 @@ impl Core {
             tailored,
             waiters: Mutex::new(Waiters::default()),
             runtime: Mutex::new(HashMap::new()),
+            agent_macs: Mutex::new(HashMap::new()),
             pnp: RwLock::new(pnp),
             jobs: jobs_tx.clone(),
             reports: reports_tx,

@@ -1,7 +1,9 @@
 //! The legacy-switch emulator: many Catalyst switches running Smart Install
-//! clients, each in its own network namespace with its own macvlan (mode
-//! bridge, own MAC) on a shared parent interface, all driven by tokio tasks
-//! of one process.
+//! clients, all driven by tokio tasks of one process, each with its own MAC
+//! on a shared parent interface, in one of two [`EmulatorMode`]s: its own
+//! network namespace and macvlan (the kernel's TCP/IP stack), or an
+//! interface of the in-process [`packet`] stack on one AF_PACKET socket.
+//! The switch's behaviour is written once, against `link::Link`.
 //!
 //! Each switch, as one task ([`Emulator::start`]):
 //! 1. gets an address by DHCP over an AF_PACKET socket ([`dhcp_client`]),
