@@ -316,40 +316,23 @@ impl Inner {
     /// Queues a received frame for the switch it is addressed to; drops the
     /// rest (other hosts' traffic, broadcasts nobody here answers).
     fn deliver(&mut self, frame: &[u8]) {
-        let Some((dst, rest)) = frame.split_first_chunk::<6>() else {
-            return;
-        };
-        let ethertype = rest.get(6..8).map(|t| u16::from_be_bytes([t[0], t[1]]));
-        let target = if *dst == [0xff; 6] {
-            match ethertype {
-                // ARP request: the host holding the target address.
-                Some(0x0806) => frame
-                    .get(38..42)
-                    .and_then(|ip| self.by_ip.get(&Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])))
-                    .copied(),
-                // A broadcast DHCP reply: the client of its chaddr.
-                Some(0x0800) => dhcp_chaddr(frame).and_then(|mac| self.by_mac.get(&mac).copied()),
-                _ => None,
+        match destination(frame, &self.by_mac, &self.by_ip) {
+            Some(Destination::Dhcp(index)) => {
+                // Full queue: the client's retransmission covers it.
+                let _ = self.nodes[index].dhcp.try_send(frame.to_vec());
             }
-        } else {
-            self.by_mac.get(dst).copied()
-        };
-        let Some(index) = target else {
-            return;
-        };
-        let node = &mut self.nodes[index];
-        if net::udp_payload(frame).is_some_and(|(_, _, dport, _)| dport == 68) {
-            // Full queue: the client's retransmission covers it.
-            let _ = node.dhcp.try_send(frame.to_vec());
-            return;
-        }
-        if node.rx.len() >= RX_QUEUE {
-            return;
-        }
-        node.rx.push_back(frame.to_vec());
-        if !node.dirty {
-            node.dirty = true;
-            self.dirty.push(index);
+            Some(Destination::Stack(index)) => {
+                let node = &mut self.nodes[index];
+                if node.rx.len() >= RX_QUEUE {
+                    return;
+                }
+                node.rx.push_back(frame.to_vec());
+                if !node.dirty {
+                    node.dirty = true;
+                    self.dirty.push(index);
+                }
+            }
+            None => {}
         }
     }
 
@@ -421,12 +404,46 @@ impl Inner {
     }
 }
 
-/// The client hardware address of a BOOTP frame to UDP port 68.
-fn dhcp_chaddr(frame: &[u8]) -> Option<[u8; 6]> {
-    let (_, _, dport, bootp) = net::udp_payload(frame)?;
-    if dport != 68 {
+/// Which switch a frame from the segment is for, and which part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Destination {
+    /// Its DHCP client (BOOTP to UDP port 68).
+    Dhcp(usize),
+    /// Its interface (ARP, TCP, UDP).
+    Stack(usize),
+}
+
+/// Where `frame` goes: unicast by destination MAC, a broadcast ARP request
+/// by its target address, a broadcast DHCP reply by its `chaddr`; `None`
+/// for everything else.
+fn destination(
+    frame: &[u8],
+    by_mac: &HashMap<[u8; 6], usize>,
+    by_ip: &HashMap<Ipv4Addr, usize>,
+) -> Option<Destination> {
+    let (dst, _) = frame.split_first_chunk::<6>()?;
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    let to_dhcp = net::udp_payload(frame).is_some_and(|(_, _, dport, _)| dport == 68);
+    let index = if *dst != [0xff; 6] {
+        *by_mac.get(dst)?
+    } else if ethertype == 0x0806 {
+        let ip = frame.get(38..42)?;
+        *by_ip.get(&Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))?
+    } else if to_dhcp {
+        *by_mac.get(&dhcp_chaddr(frame)?)?
+    } else {
         return None;
-    }
+    };
+    Some(if to_dhcp {
+        Destination::Dhcp(index)
+    } else {
+        Destination::Stack(index)
+    })
+}
+
+/// The client hardware address of a BOOTP frame.
+fn dhcp_chaddr(frame: &[u8]) -> Option<[u8; 6]> {
+    let (_, _, _, bootp) = net::udp_payload(frame)?;
     bootp.get(28..34)?.try_into().ok()
 }
 
@@ -564,5 +581,64 @@ impl Host {
     /// The switch's DHCP client port.
     pub fn dhcp(&self) -> DhcpPort<'_> {
         DhcpPort { host: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{self, Dhcp, L2};
+
+    const A: [u8; 6] = [0x00, 0x1e, 0xf7, 0, 0, 1];
+    const B: [u8; 6] = [0x00, 0x1e, 0xf7, 0, 0, 2];
+    const PROXY: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+
+    fn unicast(dst: [u8; 6]) -> L2 {
+        L2 {
+            dst,
+            ..L2::broadcast(PROXY)
+        }
+    }
+
+    /// An ARP request from the proxy for `target`.
+    fn arp_request(target: [u8; 4]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&PROXY);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&PROXY);
+        f.extend_from_slice(&[192, 0, 2, 1]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    #[test]
+    fn frames_reach_the_switch_they_are_for() {
+        let by_mac = HashMap::from([(A, 0), (B, 1)]);
+        let by_ip = HashMap::from([(Ipv4Addr::new(192, 0, 2, 101), 1)]);
+        let to = |frame: &[u8]| destination(frame, &by_mac, &by_ip);
+        let syn = frames::tcp(40_000, 4786, 0x02, &[]);
+        let to_b = frames::ipv4(&unicast(B), [192, 0, 2, 1], [192, 0, 2, 101], 6, &[], &syn);
+        assert_eq!(to(&to_b), Some(Destination::Stack(1)));
+        let stranger = frames::ipv4(&unicast([2; 6]), [192, 0, 2, 1], [192, 0, 2, 9], 6, &[], &syn);
+        assert_eq!(to(&stranger), None);
+        assert_eq!(to(&arp_request([192, 0, 2, 101])), Some(Destination::Stack(1)));
+        assert_eq!(to(&arp_request([192, 0, 2, 100])), None, "nobody holds it");
+        let offer = Dhcp::server_reply(A, 7, 2, [192, 0, 2, 100], [192, 0, 2, 2]);
+        assert_eq!(
+            to(&offer.frame(&L2::broadcast(PROXY), [192, 0, 2, 2])),
+            Some(Destination::Dhcp(0)),
+            "a broadcast reply goes by chaddr"
+        );
+        assert_eq!(
+            to(&offer.frame(&unicast(A), [192, 0, 2, 2])),
+            Some(Destination::Dhcp(0))
+        );
+        let stranger_offer = Dhcp::server_reply([2; 6], 7, 2, [192, 0, 2, 9], [192, 0, 2, 2]);
+        assert_eq!(to(&stranger_offer.frame(&L2::broadcast(PROXY), [192, 0, 2, 2])), None);
+        let discover = Dhcp::cisco_client(B, 9, 1).frame(&L2::broadcast(B), [0; 4]);
+        assert_eq!(to(&discover), None, "another client's DISCOVER (to port 67)");
+        assert_eq!(to(&[0xff; 10]), None, "a runt");
     }
 }
