@@ -621,9 +621,19 @@ mod tests {
         let syn = frames::tcp(40_000, 4786, 0x02, &[]);
         let to_b = frames::ipv4(&unicast(B), [192, 0, 2, 1], [192, 0, 2, 101], 6, &[], &syn);
         assert_eq!(to(&to_b), Some(Destination::Stack(1)));
-        let stranger = frames::ipv4(&unicast([2; 6]), [192, 0, 2, 1], [192, 0, 2, 9], 6, &[], &syn);
+        let stranger = frames::ipv4(
+            &unicast([2; 6]),
+            [192, 0, 2, 1],
+            [192, 0, 2, 9],
+            6,
+            &[],
+            &syn,
+        );
         assert_eq!(to(&stranger), None);
-        assert_eq!(to(&arp_request([192, 0, 2, 101])), Some(Destination::Stack(1)));
+        assert_eq!(
+            to(&arp_request([192, 0, 2, 101])),
+            Some(Destination::Stack(1))
+        );
         assert_eq!(to(&arp_request([192, 0, 2, 100])), None, "nobody holds it");
         let offer = Dhcp::server_reply(A, 7, 2, [192, 0, 2, 100], [192, 0, 2, 2]);
         assert_eq!(
@@ -636,9 +646,16 @@ mod tests {
             Some(Destination::Dhcp(0))
         );
         let stranger_offer = Dhcp::server_reply([2; 6], 7, 2, [192, 0, 2, 9], [192, 0, 2, 2]);
-        assert_eq!(to(&stranger_offer.frame(&L2::broadcast(PROXY), [192, 0, 2, 2])), None);
+        assert_eq!(
+            to(&stranger_offer.frame(&L2::broadcast(PROXY), [192, 0, 2, 2])),
+            None
+        );
         let discover = Dhcp::cisco_client(B, 9, 1).frame(&L2::broadcast(B), [0; 4]);
-        assert_eq!(to(&discover), None, "another client's DISCOVER (to port 67)");
+        assert_eq!(
+            to(&discover),
+            None,
+            "another client's DISCOVER (to port 67)"
+        );
         assert_eq!(to(&[0xff; 10]), None, "a runt");
     }
 }
