@@ -565,7 +565,7 @@ impl Emulator {
     /// runs); in [`EmulatorMode::Packet`] it opens the packet stack on the
     /// parent. Needs a tokio runtime and root.
     pub async fn start(config: EmulatorConfig) -> anyhow::Result<Self> {
-        let (links, namespaces, driver, stack) = match config.mode {
+        let (links, namespaces, driver, stack): (Vec<link::Link>, _, _, _) = match config.mode {
             EmulatorMode::Netns => {
                 let (names, namespaces) = create_namespaces(&config).await?;
                 let links = names.into_iter().map(link::Link::Netns).collect();
@@ -583,8 +583,7 @@ impl Emulator {
         let mut tasks = JoinSet::new();
         let mut switches = Vec::new();
         let count = config.switches.len().max(1) as u32;
-        let all: Vec<link::Link> = links;
-        for (position, (sc, link)) in config.switches.into_iter().zip(all).enumerate() {
+        for (position, (sc, link)) in config.switches.into_iter().zip(links).enumerate() {
             let state = State {
                 lease: None,
                 hostname: sc.hostname.clone(),

@@ -570,22 +570,7 @@ impl PacketSocket {
 
     /// Sends one whole Ethernet frame.
     pub async fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            // SAFETY: valid fd and buffer.
-            let sent = guard.try_io(|fd| {
-                let n =
-                    unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-                if n < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-            if let Ok(result) = sent {
-                return result;
-            }
-        }
+        send_frame(&self.fd, frame).await
     }
 
     /// Receives one frame into `buf`, returning its length (truncated to `buf`).
@@ -601,6 +586,25 @@ impl PacketSocket {
             if let Ok(result) = got {
                 return result;
             }
+        }
+    }
+}
+
+/// Sends one whole frame on a packet socket; a full send buffer waits.
+pub(crate) async fn send_frame(fd: &AsyncFd<OwnedFd>, frame: &[u8]) -> std::io::Result<()> {
+    loop {
+        let mut guard = fd.writable().await?;
+        let sent = guard.try_io(|fd| {
+            // SAFETY: valid fd and buffer.
+            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        });
+        if let Ok(result) = sent {
+            return result;
         }
     }
 }

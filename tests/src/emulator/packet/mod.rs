@@ -90,6 +90,29 @@ struct Node {
     next_port: u16,
 }
 
+impl Node {
+    /// Marks node `index` (this one) for the next round.
+    fn mark(&mut self, index: usize, dirty: &mut Vec<usize>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(index);
+        }
+    }
+
+    /// Runs smoltcp on the node: its queued frames in, its sockets' frames
+    /// out to `tx`.
+    fn poll(&mut self, now: Instant, tx: &mut Vec<Vec<u8>>) {
+        self.iface.poll(
+            now,
+            &mut Port {
+                rx: &mut self.rx,
+                tx,
+            },
+            &mut self.sockets,
+        );
+    }
+}
+
 /// A socket the application dropped, by kind.
 #[derive(Clone, Copy)]
 enum Closing {
@@ -279,9 +302,8 @@ impl Stack {
             };
             let r = f(&mut slot);
             let kick = slot.kick;
-            if kick && !node.dirty {
-                node.dirty = true;
-                dirty.push(index);
+            if kick {
+                node.mark(index, dirty);
             }
             (r, kick)
         };
@@ -327,10 +349,7 @@ impl Inner {
                     return;
                 }
                 node.rx.push_back(frame.to_vec());
-                if !node.dirty {
-                    node.dirty = true;
-                    self.dirty.push(index);
-                }
+                node.mark(index, &mut self.dirty);
             }
             None => {}
         }
@@ -346,10 +365,7 @@ impl Inner {
             let node = &mut self.nodes[index];
             if node.wake_at == Some(at) {
                 node.wake_at = None;
-                if !node.dirty {
-                    node.dirty = true;
-                    self.dirty.push(index);
-                }
+                node.mark(index, &mut self.dirty);
             }
         }
     }
@@ -366,14 +382,7 @@ impl Inner {
         for index in dirty.drain(..) {
             let node = &mut nodes[index];
             node.dirty = false;
-            node.iface.poll(
-                now,
-                &mut Port {
-                    rx: &mut node.rx,
-                    tx,
-                },
-                &mut node.sockets,
-            );
+            node.poll(now, tx);
             let sockets = &mut node.sockets;
             node.closing.retain(|&handle| {
                 let gone = match handle {
@@ -549,14 +558,7 @@ impl Host {
                 ..
             } = &mut *inner;
             let node = &mut nodes[self.index];
-            node.iface.poll(
-                now,
-                &mut Port {
-                    rx: &mut node.rx,
-                    tx,
-                },
-                &mut node.sockets,
-            );
+            node.poll(now, tx);
             for cidr in node.iface.ip_addrs() {
                 let IpCidr::Ipv4(cidr) = cidr;
                 if by_ip.get(&cidr.address()) == Some(&self.index) {
@@ -570,10 +572,7 @@ impl Host {
                     tcp.abort();
                 }
             }
-            if !node.dirty {
-                node.dirty = true;
-                dirty.push(self.index);
-            }
+            node.mark(self.index, dirty);
         }
         self.stack.shared.kick.notify_one();
     }

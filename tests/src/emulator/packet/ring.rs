@@ -247,22 +247,7 @@ impl Ring {
 
     /// Sends one whole Ethernet frame; a full send buffer waits.
     pub async fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            let sent = guard.try_io(|fd| {
-                // SAFETY: valid fd and buffer.
-                let n =
-                    unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-                if n < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-            if let Ok(result) = sent {
-                return result;
-            }
-        }
+        crate::emulator::net::send_frame(&self.fd, frame).await
     }
 }
 
