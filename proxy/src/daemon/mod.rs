@@ -17,7 +17,6 @@ mod supervise;
 mod wiring;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
@@ -157,7 +156,6 @@ async fn run_async(run: RunConfig) -> anyhow::Result<()> {
         served.await;
         Ok(())
     });
-    supervisor.spawn_tracked(&top, "memory trim", return_freed_memory(cancel.clone()));
     println!("smi-proxy: ready");
     let status = format!("ready on {}", cfg.interfaces.join(", "));
     if let Err(e) = notify::ready(&status) {
@@ -260,29 +258,5 @@ fn log_event(ev: &DataplaneEvent) {
             tracing::debug!("dataplane: restarted (DHCP discover while upgrading)");
         }
         EventKind::Unknown(k) => tracing::debug!("unknown dataplane event kind {k} from {mac}"),
-    }
-}
-
-/// How often freed heap memory is handed back to the system.
-const TRIM_PERIOD: Duration = Duration::from_secs(10);
-
-/// Hands the heap memory freed since the last call back to the system,
-/// every [`TRIM_PERIOD`], until `cancel`. An onboarding wave of thousands
-/// of switches leaves megabytes freed in glibc's arenas (buffers of
-/// downloads and HTTP exchanges), which glibc keeps unless told: a
-/// 1,000-switch run at rest held 36 MiB, 25 MiB after a trim.
-async fn return_freed_memory(cancel: CancellationToken) -> anyhow::Result<()> {
-    let mut tick = tokio::time::interval(TRIM_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim has no preconditions; 0 keeps no pad.
-        unsafe {
-            libc::malloc_trim(0);
-        }
     }
 }

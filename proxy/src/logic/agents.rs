@@ -105,8 +105,11 @@ impl Core {
         )
         .draining_on(slot.drain);
         let core = self.clone();
+        // Boxed apart from the task that awaits it, so that the agent's
+        // state is held once: thousands of agents rest at once.
+        let run = Box::pin(agent.run());
         self.spawn(async move {
-            if agent.run().await == AgentExit::Drained {
+            if run.await == AgentExit::Drained {
                 if let Some(rt) = lock(&core.runtime).get_mut(&mac) {
                     rt.agent = None;
                 }

@@ -11,9 +11,10 @@
 //! evicted or lost with a restart is not forgotten by the kernel's client
 //! map, which the logic reads again at start.
 //!
-//! A database write (and the compaction it may trigger: snapshot, fsync,
-//! rename) blocks; it runs through [`blocking`], so a tokio worker hands
-//! its other tasks over first instead of stalling them.
+//! A database write is a journal append into the page cache and runs in
+//! place; the compaction one may trigger (snapshot, fsync, rename) blocks,
+//! and runs through [`blocking`], so a tokio worker hands its other tasks
+//! over first instead of stalling them.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,10 +29,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `f`, which may block (a journal write, a compaction's fsync and
-/// rename, a netlink round trip), so that a worker of a multi-threaded
-/// tokio runtime hands its other tasks over first ([`block_in_place`]);
-/// elsewhere (a current-thread runtime, no runtime) it simply runs it.
+/// Runs `f`, which may block (a compaction's fsyncs and rename, a scan of
+/// the kernel map), so that a worker of a multi-threaded tokio runtime
+/// hands its other tasks over first ([`block_in_place`]); elsewhere (a
+/// current-thread runtime, no runtime) it simply runs it. The hand-over
+/// wakes another thread, so it is kept for what really blocks.
 ///
 /// [`block_in_place`]: tokio::task::block_in_place
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
@@ -39,6 +41,16 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// Runs the change `f` on `store`: in place when it is a journal append,
+/// through [`blocking`] when it compacts ([`Store::next_change_compacts`]).
+fn change<R>(store: &mut Store, f: impl FnOnce(&mut Store) -> R) -> R {
+    if store.next_change_compacts() {
+        blocking(|| f(store))
+    } else {
+        f(store)
     }
 }
 
@@ -166,7 +178,7 @@ impl Clients {
             return Ok(false);
         }
         if record.udi.is_some() {
-            return Ok(blocking(|| store.insert_if_missing(record))?);
+            return Ok(change(&mut store, |s| s.insert_if_missing(record))?);
         }
         let mut pending = lock(&self.pending);
         if pending.records.contains_key(&record.mac) {
@@ -188,7 +200,7 @@ impl Clients {
     ) -> Result<(), ClientsError> {
         let mut store = lock(&self.store);
         if store.get(mac).is_some() {
-            blocking(|| store.update(mac, edit))?;
+            change(&mut store, |s| s.update(mac, edit))?;
             return Ok(());
         }
         let mut pending = lock(&self.pending);
@@ -198,7 +210,7 @@ impl Clients {
         let mut next = record.clone();
         edit(&mut next);
         if next.udi.is_some() {
-            blocking(|| store.insert_if_missing(next))?;
+            change(&mut store, |s| s.insert_if_missing(next))?;
             pending.remove(mac);
         } else {
             pending.replace(next);

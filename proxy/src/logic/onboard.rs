@@ -8,7 +8,7 @@ use std::time::Duration;
 use proxy_common::state;
 use tracing::Instrument as _;
 
-use super::{Core, CoreError, clients, lock};
+use super::{Core, CoreError, lock};
 use crate::clock::unix_secs;
 use crate::dataplane::{DataplaneEvent, EventKind};
 use crate::mac::Mac;
@@ -264,12 +264,10 @@ impl Core {
     }
 
     /// Makes sure reaching `mac` at `ip` does not broadcast an ARP request
-    /// (see [`NeighbourSeeder`]).
+    /// (see [`NeighbourSeeder`]). In place: a few netlink round trips of
+    /// microseconds each, cheaper than handing the worker over.
     pub(super) fn seed_neighbour(&self, mac: Mac, ip: Ipv4Addr) {
-        let seeded = self
-            .neigh
-            .as_ref()
-            .map(|n| clients::blocking(|| n.seed(ip, mac.0)));
+        let seeded = self.neigh.as_ref().map(|n| n.seed(ip, mac.0));
         if let Some(Err(e)) = seeded {
             tracing::debug!(target: "smi_proxy", "neighbour entry: {e}");
         }

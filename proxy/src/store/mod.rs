@@ -462,6 +462,23 @@ impl Store {
         }
     }
 
+    /// Whether the next change (one more journal line) rewrites the
+    /// database: a compaction, which writes and syncs the whole snapshot.
+    /// Any other change is one `write` into the page cache (the journal's
+    /// flushes run on their own thread), which never waits for the disk.
+    pub fn next_change_compacts(&self) -> bool {
+        match self.journal.as_ref().map(Journal::lines) {
+            None => true,
+            Some(lines) => self.compaction_due(lines.saturating_add(1)),
+        }
+    }
+
+    /// Whether a journal of `lines` lines is due for compaction.
+    fn compaction_due(&self, lines: usize) -> bool {
+        let threshold = self.options.compact_min_lines.max(2 * self.records.len());
+        lines > threshold && lines >= self.compaction_retry_at
+    }
+
     /// Compacts if the journal has grown past its threshold. A failure is
     /// logged, not returned: the change that triggered it is already safe
     /// in the journal.
@@ -469,8 +486,7 @@ impl Store {
         let Some(lines) = self.journal.as_ref().map(Journal::lines) else {
             return;
         };
-        let threshold = self.options.compact_min_lines.max(2 * self.records.len());
-        if lines <= threshold || lines < self.compaction_retry_at {
+        if !self.compaction_due(lines) {
             return;
         }
         if let Err(e) = self.compact() {

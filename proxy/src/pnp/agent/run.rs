@@ -83,9 +83,10 @@ impl Agent {
     /// Runs the loop until cancelled, terminated by the server, or the
     /// jobs channel closes. Cancelling drops any request or job in flight.
     /// The whole run is in the client's span (see [`crate::logging::client`]).
-    pub async fn run(self) -> AgentExit {
+    /// (Not an `async fn`, which would hold a second copy of the agent.)
+    pub fn run(self) -> impl Future<Output = AgentExit> + Send + 'static {
         let span = crate::logging::client(self.identity.mac);
-        self.run_in_span().instrument(span).await
+        self.run_in_span().instrument(span)
     }
 
     async fn run_in_span(mut self) -> AgentExit {
