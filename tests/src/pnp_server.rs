@@ -816,6 +816,12 @@ async fn accept_loop(
             drop(stream);
             continue;
         }
+        // An answer goes out at once, as from any HTTP server: with Nagle's
+        // algorithm, a reply split in two segments waited for the agent's
+        // delayed ACK (40 ms), which the lab took for the proxy's time.
+        if let Err(error) = stream.set_nodelay(true) {
+            log::warn!("PnP test server: TCP_NODELAY: {error}");
+        }
         tokio::spawn(serve_connection(
             stream,
             tls.clone(),

@@ -248,6 +248,42 @@ impl Services {
     }
 }
 
+/// Runs the TFTP server on a thread and runtime of its own; the receiver
+/// gets its outcome. Thousands of lock-step transfers keep hundreds of
+/// tasks ready at once: in the daemon's runtime, a PnP exchange woken
+/// behind them waited its turn in that queue (apart, the median
+/// turnaround toward the PnP server at 10,000 switches halved). The
+/// kernel's scheduler shares the cores between the two.
+fn serve_tftp_apart(
+    udp: std::net::UdpSocket,
+    staging: crate::smi::tftp::Staging,
+    events: mpsc::Sender<crate::smi::tftp::TftpEvent>,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<()>>> {
+    use crate::smi::tftp;
+    udp.set_nonblocking(true)?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let run = move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let udp = tokio::net::UdpSocket::from_std(udp)?;
+            tftp::serve(udp, staging, events, tftp::TftpLimits::default(), cancel)
+                .await
+                .context("TFTP server")
+        })
+    };
+    std::thread::Builder::new()
+        .name("tftp".into())
+        .spawn(move || {
+            // The supervisor is gone only when the daemon is stopping.
+            let _ = done_tx.send(run());
+        })
+        .context("TFTP thread")?;
+    Ok(done_rx)
+}
+
 /// Binds the director's sockets on `ip` (TFTP 69, SMI 4786, telnet 19140),
 /// stages the tailored configuration and starts the proxy core (with the
 /// PnP agents of the active profile, if any): the core, its tasks run
@@ -275,19 +311,12 @@ async fn start_director(
     let tailored_file = staging.stage("proxy", tailored::FILE_NAME, text);
     staging.set_ttl(tailored_file.path(), None);
 
-    let udp = tokio::net::UdpSocket::bind((ip, tftp::TFTP_PORT))
-        .await
+    let udp = std::net::UdpSocket::bind((ip, tftp::TFTP_PORT))
         .with_context(|| format!("TFTP on {ip}:69"))?;
     let (tftp_tx, tftp_rx) = tokio::sync::mpsc::channel(4096);
-    let serve = tftp::serve(
-        udp,
-        staging.clone(),
-        tftp_tx,
-        tftp::TftpLimits::default(),
-        cancel.clone(),
-    );
+    let served = serve_tftp_apart(udp, staging.clone(), tftp_tx, cancel.clone())?;
     sup.spawn_tracked(tasks, "TFTP server", async move {
-        serve.await.context("TFTP server")
+        served.await.context("TFTP thread")?
     });
 
     let limits = director::Limits {
