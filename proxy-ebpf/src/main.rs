@@ -77,8 +77,82 @@ struct L2 {
     len: u64,
 }
 
-fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
+/// A frame's headers up to its L4 ports: what [`classify`] decides on.
+struct Headers {
+    src: [u8; 6],
+    tags: [u16; 2],
+    ntags: usize,
+    /// Offset of the IPv4 header.
+    l3: usize,
+    /// Offset of the L4 header.
+    l4: usize,
+    /// L4 bytes (header and payload), as the IPv4 header claims.
+    l4_len: usize,
+    tcp: bool,
+    udp: bool,
+    sport: u16,
+    dport: u16,
+}
+
+/// Bytes of an untagged IPv4 frame without options, up to its L4 ports.
+const PLAIN_LEN: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>() + 4;
+
+/// Whether a TCP or UDP segment with these ports is the classifier's:
+/// DHCP, SMI, or a TFTP request or reverse telnet to the director.
+#[inline(always)]
+fn wanted(tcp: bool, udp: bool, sport: u16, dport: u16) -> bool {
+    (udp && (sport == BOOTPC || sport == BOOTPS || dport == TFTP_PORT))
+        || (tcp && (sport == SMI_PORT || dport == SMI_PORT || dport == TELNET_PORT))
+}
+
+/// The headers of a frame the classifier decides on ([`wanted`]), or
+/// `None` for anything else.
+#[inline(always)]
+fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
+    // Most frames on a port are untagged IPv4 without options: read with
+    // one bounds check, they cost the classifier a few loads.
+    if let Ok(p) = ptr_at::<[u8; PLAIN_LEN]>(ctx, 0) {
+        // Read through the raw pointer, each byte where it is needed: from
+        // a reference LLVM would load the whole prefix up front, before
+        // the checks that send most frames away.
+        let at = |i: usize| -> u8 {
+            // SAFETY: `i < PLAIN_LEN`, bounds checked by `ptr_at`.
+            unsafe { p.cast::<u8>().add(i).read() }
+        };
+        let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
+        if be(12) == 0x0800 && at(14) == 0x45 {
+            let proto = at(23);
+            let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
+            let (sport, dport) = (be(34), be(36));
+            // Decided before anything else is read: most frames end here.
+            if be(20) & 0x1fff != 0 || !wanted(tcp, udp, sport, dport) {
+                return Ok(None);
+            }
+            let l3 = size_of::<EthHdr>();
+            return Ok(Some(Headers {
+                src: [at(6), at(7), at(8), at(9), at(10), at(11)],
+                tags: [0; 2],
+                ntags: 0,
+                l3,
+                l4: l3 + size_of::<Ipv4Hdr>(),
+                l4_len: usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>()),
+                tcp,
+                udp,
+                sport,
+                dport,
+            }));
+        }
+    }
+    headers_tagged(ctx)
+}
+
+/// [`headers`] for every other frame: up to two VLAN tags (802.1Q,
+/// 802.1ad/QinQ), IPv4 options, and frames cut inside a header.
+#[inline(always)]
+fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: bounds checked by `ptr_at`; copied out (a byte array).
+    let src = unsafe { (*eth).src_addr };
     // SAFETY: bounds checked by `ptr_at`.
     let mut ethertype = unsafe { ether_type(eth) };
     let mut off = size_of::<EthHdr>();
@@ -103,7 +177,7 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
         }
     }
     if ethertype != EtherType::Ipv4 as u16 {
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(None);
     }
 
     let ip = ptr_at::<Ipv4Hdr>(ctx, off)?;
@@ -111,58 +185,83 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
     let ip = unsafe { &*ip };
     let ihl = usize::from(ip.ihl());
     if ip.version() != 4 || ihl < size_of::<Ipv4Hdr>() {
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(None);
     }
     if ip.frag_offset() != 0 {
         // A later fragment carries no L4 header.
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(None);
     }
     let proto = ip.proto;
     let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
     if !(tcp || udp) {
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(None);
     }
     let ip_total = usize::from(ip.tot_len());
     // Make sure the whole IPv4 header (with options) is in the frame.
     ptr_at::<u8>(ctx, off + ihl - 1)?;
     let l4 = off + ihl;
-    // Each port on its own, a frame cut inside its L4 header is still
-    // judged by its ports. (One 4-byte read of both ports was tried: LLVM
-    // then branches so that the verifier no longer prunes the DHCP option
-    // walk and runs over its 1M-instruction budget.)
+    // Each port on its own: a frame cut inside its L4 header is still
+    // judged by its ports.
     let sport = be16_at(ctx, l4 + L4_SRC_PORT)?;
     let dport = be16_at(ctx, l4 + L4_DST_PORT)?;
+    if !wanted(tcp, udp, sport, dport) {
+        return Ok(None);
+    }
+    Ok(Some(Headers {
+        src,
+        tags,
+        ntags,
+        l3: off,
+        l4,
+        l4_len: ip_total.saturating_sub(ihl),
+        tcp,
+        udp,
+        sport,
+        dport,
+    }))
+}
+
+fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
+    let Some(h) = headers(ctx)? else {
+        return Ok(count_pass(counter::OTHER_PASS));
+    };
+    let (tcp, udp, sport, dport) = (h.tcp, h.udp, h.sport, h.dport);
     let is_dhcp_request = udp && sport == BOOTPC && dport == BOOTPS;
     let is_dhcp_reply = udp && sport == BOOTPS && dport == BOOTPC;
     let is_smi = tcp && (sport == SMI_PORT || dport == SMI_PORT);
     if !(is_dhcp_request || is_dhcp_reply || is_smi) {
         if udp && dport == TFTP_PORT {
-            return director_port(ctx, counter::TFTP_DROP_NOT_ADMITTED);
+            return director_port(h.src, counter::TFTP_DROP_NOT_ADMITTED);
         }
         if tcp && dport == TELNET_PORT {
-            return director_port(ctx, counter::TELNET_DROP_NOT_ADMITTED);
+            return director_port(h.src, counter::TELNET_DROP_NOT_ADMITTED);
         }
         return Ok(count_pass(counter::OTHER_PASS));
     }
 
     let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
-    let (vlan, svlan) = match ntags {
+    let (vlan, svlan) = match h.ntags {
         0 => (policy.untagged_vlan, 0),
-        1 => (tags[0], 0),
-        _ => (tags[1], tags[0]),
+        1 => (h.tags[0], 0),
+        _ => (h.tags[1], h.tags[0]),
     };
     let l2 = L2 {
-        src: src_mac(ctx)?,
+        src: h.src,
         vlan,
         svlan,
-        l3: off,
+        l3: h.l3,
         len: (ctx.data_end() - ctx.data()) as u64,
     };
     if is_smi {
-        let payload_len = ip_total.saturating_sub(ihl);
-        smi::smi(ctx, policy, &l2, l4, payload_len, dport == SMI_PORT)
+        smi::smi(ctx, policy, &l2, h.l4, h.l4_len, dport == SMI_PORT)
     } else {
-        dhcp::dhcp(ctx, policy, &l2, l4 + size_of::<UdpHdr>(), is_dhcp_request)
+        dhcp::dhcp(
+            ctx,
+            policy,
+            &l2,
+            h.l4 + size_of::<UdpHdr>(),
+            is_dhcp_request,
+        )
     }
 }
 
@@ -179,8 +278,8 @@ fn is_vlan_tpid(t: u16) -> bool {
 /// without enforcement, counted and passed), before an skb exists.
 /// `dropped` is the counter of a refusal.
 #[inline(never)]
-fn director_port(ctx: &XdpContext, dropped: u32) -> Result<u32, Stop> {
-    let key = ClientKey::new(src_mac(ctx)?);
+fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
+    let key = ClientKey::new(src);
     if admission(&key).is_some_and(state::admits_smi) {
         return Ok(count_pass(counter::OTHER_PASS));
     }

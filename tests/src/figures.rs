@@ -30,7 +30,8 @@ pub struct LabFigures {
     /// The daemon's resident memory when the last switch was done, KiB.
     pub proxy_rss_end_kib: u64,
     /// The daemon's resident memory at rest: [`REST`] after the last
-    /// switch was done (the daemon hands freed memory back every 10 s), KiB.
+    /// switch was done (its allocator hands pages unused for a second
+    /// back), KiB.
     pub proxy_rss_rest_kib: u64,
     /// Messages the PnP server received from the proxy's agents (HELLO
     /// excluded): work-requests and work-responses.
@@ -58,7 +59,9 @@ pub struct LabFigures {
 }
 
 /// How long after the last switch the lab samples the daemon's memory at
-/// rest: past one period of the daemon's memory trim (10 s).
+/// rest: well past the second after which the daemon's allocator (jemalloc)
+/// returns unused pages, and past tokio's keep-alive of idle blocking
+/// threads (10 s).
 pub const REST: std::time::Duration = std::time::Duration::from_secs(12);
 
 impl LabFigures {
