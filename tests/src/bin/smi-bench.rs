@@ -97,6 +97,11 @@ fn ns_per_run_interleaved<const N: usize>(
     args: &Args,
 ) -> anyhow::Result<[f64; N]> {
     let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(args.rounds));
+    // One round first, not counted: the first case measured otherwise ran
+    // on a cold CPU (its reference came out 20 % slower than the others').
+    for prog in progs {
+        dp.test_run_program(prog, frame, args.repeat)?;
+    }
     for _ in 0..args.rounds {
         for (prog, out) in progs.iter().zip(samples.iter_mut()) {
             let (_, d) = dp.test_run_program(prog, frame, args.repeat)?;
