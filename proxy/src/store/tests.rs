@@ -296,6 +296,30 @@ fn compaction_keeps_everything() {
 }
 
 #[test]
+fn next_change_compacts_says_which_change_rewrites_the_database() {
+    let dir = TempDir::new("predict");
+    let options = StoreOptions {
+        compact_min_lines: 4,
+    };
+    let mut store = Store::open_with(dir.path(), options).expect("open");
+    store.insert_if_missing(client(0)).expect("insert");
+    // Every change: the prediction made before it must match what it did.
+    for round in 0..40u16 {
+        let predicted = store.next_change_compacts();
+        let generation = store.generation;
+        store
+            .update(mac(0), |r| r.vlan = 100 + round)
+            .expect("update");
+        assert_eq!(
+            store.generation != generation,
+            predicted,
+            "change {round}: predicted a compaction: {predicted}"
+        );
+    }
+    assert!(store.generation >= 5, "generation {}", store.generation);
+}
+
+#[test]
 fn stale_journal_after_crash_between_renames_is_ignored() {
     let dir = TempDir::new("stale");
     let mut store = open(&dir);
