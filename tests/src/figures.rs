@@ -58,6 +58,11 @@ pub struct LabFigures {
     pub attack_secs: f64,
 }
 
+/// How long after the daemon is ready the lab samples its idle memory
+/// (the baseline of the per-client figure): past the second after which
+/// its allocator returns the pages start-up freed.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long after the last switch the lab samples the daemon's memory at
 /// rest: well past the second after which the daemon's allocator (jemalloc)
 /// returns unused pages, and past tokio's keep-alive of idle blocking

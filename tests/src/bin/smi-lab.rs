@@ -397,6 +397,10 @@ async fn run(args: Args, bar: ProgressBar) -> anyhow::Result<bool> {
     );
 
     let pid = daemon.pid().context("daemon pid")?;
+    // The idle footprint, not the start-up's: the daemon's allocator hands
+    // the pages start-up freed (the eBPF object's parse) back after a
+    // second, and a baseline taken before that hid clients' memory in it.
+    tokio::time::sleep(figures::SETTLE).await;
     let at_start = figures::proc_sample(pid)?;
     let mut emu_cfg = EmulatorConfig::new(topo.sw.name(), "sw0", p, args.clients);
     emu_cfg.macvlan_mode = topo.macvlan_mode();
