@@ -584,7 +584,7 @@ fn print_table(
 ) {
     println!(
         "\ntftp: one load generator for both (tokio, {} worker threads, a socket per download) on 127.0.0.1; \
-         proxy = smi-tftp-bench-server (proxy::smi::tftp::serve, 2 worker threads, files in memory); \
+         proxy = smi-tftp-bench-server (proxy::smi::tftp::serve on one thread, as in the daemon, files in memory); \
          tftpd-hpa {} (in.tftpd -L -s, a process per transfer, files from the page cache); \
          MB = 10^6 bytes; CPU = user + system of the server's cgroup (tftpd-hpa's transfer processes included); \
          each case moves at least {} MiB; {:.0} s; load average {load_before} before the run; \

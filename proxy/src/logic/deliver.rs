@@ -213,7 +213,11 @@ impl Core {
         msg: &Message,
     ) -> Result<(), director::DirectorError> {
         self.seed_neighbour(mac, ip);
-        let result = director::send(SocketAddr::from((ip, SMI_PORT)), msg, &self.cfg.limits).await;
+        let result = {
+            // Never closed; were it, go ahead unthrottled.
+            let _slot = self.smi_connections.acquire().await.ok();
+            director::send(SocketAddr::from((ip, SMI_PORT)), msg, &self.cfg.limits).await
+        };
         self.smi.record(director::SmiMessage::of(msg), &result);
         result
     }

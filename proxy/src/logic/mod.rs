@@ -94,6 +94,13 @@ const RESCAN_PERIOD: Duration = Duration::from_secs(30);
 /// need no admission) moved more.
 const DELIVERIES_MAX: usize = 384;
 
+/// SMI connections to clients open at once (probes and command messages,
+/// each on a connection of its own). A wave of switches booting together
+/// otherwise opened one per switch in the same second: 50,000 switches
+/// ran a daemon with a limit of 20,000 open files out of descriptors, and
+/// its listeners could no longer accept. Further ones wait their turn.
+const SMI_CONNECTIONS_MAX: usize = 4096;
+
 /// The proxy core, shared by its tasks.
 pub struct Core {
     cfg: CoreConfig,
@@ -122,6 +129,8 @@ pub struct Core {
     fetches: fetch::FetchCache,
     /// Admission of deliveries ([`DELIVERIES_MAX`]).
     deliveries: tokio::sync::Semaphore,
+    /// SMI connections to clients ([`SMI_CONNECTIONS_MAX`]).
+    smi_connections: tokio::sync::Semaphore,
     /// Bounds the lines of dataplane events a flood can cause.
     event_log: Mutex<crate::logging::Throttle>,
 }
@@ -191,6 +200,7 @@ impl Core {
             neigh,
             fetches: fetch::FetchCache::default(),
             deliveries: tokio::sync::Semaphore::new(DELIVERIES_MAX),
+            smi_connections: tokio::sync::Semaphore::new(SMI_CONNECTIONS_MAX),
             event_log: Mutex::new(crate::logging::Throttle::new()),
         });
         (core, jobs_tx, jobs_rx, reports_rx)

@@ -248,7 +248,11 @@ impl Core {
             }
             self.seed_neighbour(mac, ip);
             tracing::debug!(target: "smi_proxy::fsm", "probe {} of {attempts}", attempt + 1);
-            let result = director::probe(addr, &self.cfg.limits).await;
+            let result = {
+                // Never closed; were it, go ahead unthrottled.
+                let _slot = self.smi_connections.acquire().await.ok();
+                director::probe(addr, &self.cfg.limits).await
+            };
             self.smi.record(director::SmiMessage::Probe, &result);
             match result {
                 Ok(()) => {

@@ -4,10 +4,11 @@
 //!
 //! Only the wiring is bench-specific: the files given on the command line
 //! are read into memory and staged as the daemon stages images (in-memory
-//! `Bytes` under an unguessable per-client path), the runtime has the
-//! daemon's two worker threads, and the transfer cap is `--max-transfers`
-//! instead of the daemon's [`TftpLimits::default`] (512). Every other limit
-//! and timer is the daemon's default.
+//! `Bytes` under an unguessable per-client path), the server runs as in
+//! the daemon, on a current-thread runtime of its own, and the transfer
+//! cap is `--max-transfers` instead of the daemon's
+//! [`TftpLimits::default`] (512). Every other limit and timer is the
+//! daemon's default.
 //!
 //! On stdout: `staged <file name> <path to request>` per file, then
 //! `listening <addr>`, then `ready`. It serves until its stdin closes (the
@@ -35,9 +36,6 @@ struct Args {
     /// Transfers running at once (the daemon's default is 512).
     #[arg(long, default_value_t = 4096)]
     max_transfers: usize,
-    /// Runtime worker threads (the daemon runs 2).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
     /// Files to stage, each under its file name.
     files: Vec<PathBuf>,
 }
@@ -45,8 +43,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(run(args))
