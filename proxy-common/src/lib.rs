@@ -127,9 +127,10 @@ pub mod admission_cache {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientEntry {
-    /// `bpf_ktime_get_ns` when the entry was created.
+    /// `CLOCK_MONOTONIC` ns (at tick resolution from XDP) when the entry was created.
     pub first_seen_ns: u64,
-    /// `bpf_ktime_get_ns` of the latest DHCP or SMI frame from the client.
+    /// `CLOCK_MONOTONIC` ns (at tick resolution) of the latest DHCP or SMI
+    /// frame from the client.
     pub last_seen_ns: u64,
     /// DHCP frames from or to this client.
     pub dhcp_pkts: u64,
@@ -251,7 +252,7 @@ pub mod drop_reason {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// `bpf_ktime_get_ns` at the event.
+    /// `CLOCK_MONOTONIC` ns (at tick resolution) at the event.
     pub ts_ns: u64,
     /// One of [`event`].
     pub kind: u32,
@@ -284,54 +285,54 @@ pub struct Event {
 /// Most ports trusted for DHCP servers (entries of `DHCP_TRUSTED`).
 pub const DHCP_TRUSTED_MAX: u32 = 64;
 
-/// Indexes of the per-CPU counter array: one per (class, verdict) and per reason.
+/// Indexes of the per-CPU counter array: one per (class, verdict) and per
+/// reason. Frames that are not the classifier's (neither DHCP, SMI, nor a
+/// TFTP request or reverse telnet to the director) pass uncounted, with no
+/// per-frame work: the interface's own counters have them.
 pub mod counter {
-    /// Frames that are neither DHCP nor SMI, passed.
-    pub const OTHER_PASS: u32 = 0;
     /// DHCP client-to-server frames, passed.
-    pub const DHCP_REQUEST_PASS: u32 = 1;
+    pub const DHCP_REQUEST_PASS: u32 = 0;
     /// DHCP server-to-client frames, passed.
-    pub const DHCP_REPLY_PASS: u32 = 2;
+    pub const DHCP_REPLY_PASS: u32 = 1;
     /// SMI frames passed.
-    pub const SMI_PASS: u32 = 3;
+    pub const SMI_PASS: u32 = 2;
     /// SMI dropped: client not admitted.
-    pub const SMI_DROP_NOT_ADMITTED: u32 = 4;
+    pub const SMI_DROP_NOT_ADMITTED: u32 = 3;
     /// SMI dropped: not a startup VLAN.
-    pub const SMI_DROP_WRONG_VLAN: u32 = 5;
+    pub const SMI_DROP_WRONG_VLAN: u32 = 4;
     /// SMI dropped: length word over the cap.
-    pub const SMI_DROP_OVERSIZE: u32 = 6;
+    pub const SMI_DROP_OVERSIZE: u32 = 5;
     /// SMI that policy would drop, passed because enforcement is off.
-    pub const SMI_WOULD_DROP: u32 = 7;
+    pub const SMI_WOULD_DROP: u32 = 6;
     /// Frames cut short inside a header we parse, passed.
-    pub const TRUNCATED_PASS: u32 = 8;
+    pub const TRUNCATED_PASS: u32 = 7;
     /// DHCP frames whose options ran past the frame or the walk bound, passed.
-    pub const DHCP_MALFORMED_PASS: u32 = 9;
+    pub const DHCP_MALFORMED_PASS: u32 = 8;
     /// New clients created in the map.
-    pub const NEW_CLIENT: u32 = 10;
+    pub const NEW_CLIENT: u32 = 9;
     /// Addresses learned from ACKs.
-    pub const ADDRESS_LEARNED: u32 = 11;
+    pub const ADDRESS_LEARNED: u32 = 10;
     /// Events lost because the ring buffer was full.
-    pub const EVENT_LOST: u32 = 12;
+    pub const EVENT_LOST: u32 = 11;
     /// Client-map inserts that failed.
-    pub const MAP_INSERT_FAILED: u32 = 13;
+    pub const MAP_INSERT_FAILED: u32 = 12;
     /// DHCP from unknown clients on a VLAN that is not a startup VLAN (ignored).
-    pub const DHCP_OTHER_VLAN: u32 = 14;
+    pub const DHCP_OTHER_VLAN: u32 = 13;
     /// DHCP OFFERs on a port not trusted for DHCP servers: counted, not believed.
-    pub const DHCP_OFFER_UNTRUSTED: u32 = 15;
+    pub const DHCP_OFFER_UNTRUSTED: u32 = 14;
     /// Server-seen events not sent: one per CPU per 100 ms at most.
-    pub const SERVER_EVENT_LIMITED: u32 = 16;
+    pub const SERVER_EVENT_LIMITED: u32 = 15;
     /// TFTP requests (UDP to port 69) from a client the daemon has not
     /// admitted, dropped (counted only when enforcement is off).
-    pub const TFTP_DROP_NOT_ADMITTED: u32 = 17;
+    pub const TFTP_DROP_NOT_ADMITTED: u32 = 16;
     /// Reverse-telnet segments (TCP to port 19140) from a client the
     /// daemon has not admitted, dropped (counted only when enforcement is off).
-    pub const TELNET_DROP_NOT_ADMITTED: u32 = 18;
+    pub const TELNET_DROP_NOT_ADMITTED: u32 = 17;
     /// Number of counters.
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 18;
 
     /// Names of the counters, in index order, for metrics and the CLI.
     pub const NAMES: [&str; COUNT as usize] = [
-        "other_pass",
         "dhcp_request_pass",
         "dhcp_reply_pass",
         "smi_pass",

@@ -4,7 +4,6 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
 use aya_ebpf::bindings::xdp_md;
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::PerCpuArray;
 use aya_ebpf::programs::XdpContext;
@@ -13,7 +12,8 @@ use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, Policy, counter, ev
 
 use crate::headers::{Bootp, ptr_at, u8_at};
 use crate::maps::{
-    CLIENTS, DHCP_TRUSTED, EVENTS, SERVER_EVENT_TS, add, admission, count, count_pass, rate_allows,
+    CLIENTS, DHCP_TRUSTED, EVENTS, SERVER_EVENT_TS, add, admission, count, count_pass, now_ns,
+    rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -188,8 +188,7 @@ pub(crate) fn dhcp(
         return Err(Stop::DhcpMalformed);
     }
     let key = ClientKey::new(chaddr);
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
     let start = bootp + size_of::<Bootp>();
     if steady(ctx, l2, start, &key, now, xid, yiaddr, from_client) {
         count(if from_client {

@@ -9,7 +9,7 @@
 //! - Smart Install (TCP to or from port 4786): admits or drops the frame by
 //!   the client's state, its VLAN and the SMI header's length word.
 //!
-//! Everything else passes untouched. Frames the classifier cannot parse pass
+//! Everything else passes untouched and uncounted. Frames the classifier cannot parse pass
 //! too (fail open) and are counted. Nothing is copied to user space but the
 //! events, and known clients cause no events.
 //!
@@ -26,7 +26,6 @@ mod maps;
 mod smi;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::programs::XdpContext;
@@ -34,10 +33,12 @@ use network_types::eth::{EthHdr, EtherType};
 use network_types::ip::{IpProto, Ipv4Hdr};
 use network_types::udp::UdpHdr;
 use network_types::vlan::VlanHdr;
-use proxy_common::{ClientEntry, ClientKey, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state};
+use proxy_common::{
+    ClientEntry, ClientKey, Policy, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state,
+};
 
 use headers::{L4_DST_PORT, L4_SRC_PORT, be16_at, ether_type, ptr_at, src_mac};
-use maps::{POLICY, add, admission, count, count_pass};
+use maps::{POLICY, add, admission, count, count_pass, now_ns};
 
 const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
@@ -78,68 +79,112 @@ struct L2 {
 }
 
 /// A frame's headers up to its L4 ports: what [`classify`] decides on.
+/// Kept to what the parse learned: the source MAC and the tags are read
+/// again where needed (at fixed offsets), so that the fast and general
+/// parses join with few values to carry.
 struct Headers {
-    src: [u8; 6],
-    tags: [u16; 2],
+    /// VLAN tags in front of the IPv4 header (0..=2).
     ntags: usize,
-    /// Offset of the IPv4 header.
-    l3: usize,
     /// Offset of the L4 header.
     l4: usize,
     /// L4 bytes (header and payload), as the IPv4 header claims.
     l4_len: usize,
-    tcp: bool,
-    udp: bool,
-    sport: u16,
-    dport: u16,
+    class: Class,
+}
+
+/// What a frame is to the classifier, told by its L4 protocol and ports.
+#[derive(Clone, Copy)]
+enum Class {
+    /// DHCP, UDP 68 -> 67 (`from_client`) or 67 -> 68.
+    Dhcp { from_client: bool },
+    /// Smart Install, TCP to port 4786 (`to_director`) or from it.
+    Smi { to_director: bool },
+    /// A TFTP request to the director (UDP 69).
+    TftpRequest,
+    /// Reverse telnet to the director.
+    Telnet,
 }
 
 /// Bytes of an untagged IPv4 frame without options, up to its L4 ports.
 const PLAIN_LEN: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>() + 4;
 
-/// Whether a TCP or UDP segment with these ports is the classifier's:
-/// DHCP, SMI, or a TFTP request or reverse telnet to the director.
+/// The class of a TCP or UDP segment with these ports, or `None` when it
+/// is not the classifier's (it passes).
 #[inline(always)]
-fn wanted(tcp: bool, udp: bool, sport: u16, dport: u16) -> bool {
-    (udp && (sport == BOOTPC || sport == BOOTPS || dport == TFTP_PORT))
-        || (tcp && (sport == SMI_PORT || dport == SMI_PORT || dport == TELNET_PORT))
+fn class_of(tcp: bool, udp: bool, sport: u16, dport: u16) -> Option<Class> {
+    if udp {
+        match (sport, dport) {
+            (BOOTPC, BOOTPS) => Some(Class::Dhcp { from_client: true }),
+            (BOOTPS, BOOTPC) => Some(Class::Dhcp { from_client: false }),
+            (_, TFTP_PORT) => Some(Class::TftpRequest),
+            _ => None,
+        }
+    } else if tcp {
+        match (sport, dport) {
+            (_, SMI_PORT) => Some(Class::Smi { to_director: true }),
+            (SMI_PORT, _) => Some(Class::Smi { to_director: false }),
+            (_, TELNET_PORT) => Some(Class::Telnet),
+            _ => None,
+        }
+    } else {
+        None
+    }
 }
 
-/// The headers of a frame the classifier decides on ([`wanted`]), or
+/// A first look at an IPv4 protocol and the high bytes of the L4 source
+/// and destination ports: `false` when no port [`class_of`] takes can be
+/// behind them, in a few instructions where `class_of` takes tens.
+#[inline(always)]
+fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
+    const fn hi(port: u16) -> u8 {
+        port.to_be_bytes()[0]
+    }
+    const _: () = assert!(hi(BOOTPC) == 0 && hi(BOOTPS) == 0 && hi(TFTP_PORT) == 0);
+    if proto == IpProto::Udp as u8 {
+        sport_hi == 0 || dport_hi == 0
+    } else if proto == IpProto::Tcp as u8 {
+        sport_hi == hi(SMI_PORT) || dport_hi == hi(SMI_PORT) || dport_hi == hi(TELNET_PORT)
+    } else {
+        false
+    }
+}
+
+/// The headers of a frame the classifier decides on ([`class_of`]), or
 /// `None` for anything else.
 #[inline(always)]
 fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     // Most frames on a port are untagged IPv4 without options: read with
     // one bounds check, they cost the classifier a few loads.
-    if let Ok(p) = ptr_at::<[u8; PLAIN_LEN]>(ctx, 0) {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    // Checked on `data` itself: at offset 0, LLVM has nothing to re-derive
+    // (what `ptr_at`'s `black_box` is there for), and the store and load
+    // of that `black_box` are spared on every frame.
+    if data + PLAIN_LEN <= end {
+        let p = data as *const u8;
         // Read through the raw pointer, each byte where it is needed: from
         // a reference LLVM would load the whole prefix up front, before
         // the checks that send most frames away.
         let at = |i: usize| -> u8 {
             // SAFETY: `i < PLAIN_LEN`, bounds checked by `ptr_at`.
-            unsafe { p.cast::<u8>().add(i).read() }
+            unsafe { p.add(i).read() }
         };
         let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
-        if be(12) == 0x0800 && at(14) == 0x45 {
+        if at(12) == 0x08 && at(13) == 0x00 && at(14) == 0x45 {
             let proto = at(23);
-            let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
-            let (sport, dport) = (be(34), be(36));
             // Decided before anything else is read: most frames end here.
-            if be(20) & 0x1fff != 0 || !wanted(tcp, udp, sport, dport) {
+            if !may_be_wanted(proto, at(34), at(36)) || at(20) & 0x1f != 0 || at(21) != 0 {
                 return Ok(None);
             }
-            let l3 = size_of::<EthHdr>();
+            let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
+            let (sport, dport) = (be(34), be(36));
+            let Some(class) = class_of(tcp, udp, sport, dport) else {
+                return Ok(None);
+            };
             return Ok(Some(Headers {
-                src: [at(6), at(7), at(8), at(9), at(10), at(11)],
-                tags: [0; 2],
                 ntags: 0,
-                l3,
-                l4: l3 + size_of::<Ipv4Hdr>(),
+                l4: size_of::<EthHdr>() + size_of::<Ipv4Hdr>(),
                 l4_len: usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>()),
-                tcp,
-                udp,
-                sport,
-                dport,
+                class,
             }));
         }
     }
@@ -151,27 +196,20 @@ fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
 #[inline(always)]
 fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     let eth = ptr_at::<EthHdr>(ctx, 0)?;
-    // SAFETY: bounds checked by `ptr_at`; copied out (a byte array).
-    let src = unsafe { (*eth).src_addr };
     // SAFETY: bounds checked by `ptr_at`.
     let mut ethertype = unsafe { ether_type(eth) };
     let mut off = size_of::<EthHdr>();
-    let mut tags = [0u16; 2];
     let mut ntags = 0usize;
     // Unrolled: at most two tags (QinQ).
     if is_vlan_tpid(ethertype) {
         // SAFETY: bounds checked by `ptr_at`; copied out, as the frame does
         // not promise the header's alignment.
-        let tag = unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() };
-        tags[0] = tag.vid();
-        ethertype = tag.ether_type;
+        ethertype = unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() }.ether_type;
         off += size_of::<VlanHdr>();
         ntags = 1;
         if is_vlan_tpid(ethertype) {
             // SAFETY: as above.
-            let tag = unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() };
-            tags[1] = tag.vid();
-            ethertype = tag.ether_type;
+            ethertype = unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() }.ether_type;
             off += size_of::<VlanHdr>();
             ntags = 2;
         }
@@ -204,65 +242,60 @@ fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     // judged by its ports.
     let sport = be16_at(ctx, l4 + L4_SRC_PORT)?;
     let dport = be16_at(ctx, l4 + L4_DST_PORT)?;
-    if !wanted(tcp, udp, sport, dport) {
+    let Some(class) = class_of(tcp, udp, sport, dport) else {
         return Ok(None);
-    }
+    };
     Ok(Some(Headers {
-        src,
-        tags,
         ntags,
-        l3: off,
         l4,
         l4_len: ip_total.saturating_sub(ihl),
-        tcp,
-        udp,
-        sport,
-        dport,
+        class,
     }))
 }
 
 fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
     let Some(h) = headers(ctx)? else {
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(XDP_PASS);
     };
-    let (tcp, udp, sport, dport) = (h.tcp, h.udp, h.sport, h.dport);
-    let is_dhcp_request = udp && sport == BOOTPC && dport == BOOTPS;
-    let is_dhcp_reply = udp && sport == BOOTPS && dport == BOOTPC;
-    let is_smi = tcp && (sport == SMI_PORT || dport == SMI_PORT);
-    if !(is_dhcp_request || is_dhcp_reply || is_smi) {
-        if udp && dport == TFTP_PORT {
-            return director_port(h.src, counter::TFTP_DROP_NOT_ADMITTED);
+    match h.class {
+        Class::TftpRequest => director_port(ctx, counter::TFTP_DROP_NOT_ADMITTED),
+        Class::Telnet => director_port(ctx, counter::TELNET_DROP_NOT_ADMITTED),
+        Class::Smi { to_director } => {
+            let (policy, l2) = policy_and_l2(ctx, &h)?;
+            smi::smi(ctx, policy, &l2, h.l4, h.l4_len, to_director)
         }
-        if tcp && dport == TELNET_PORT {
-            return director_port(h.src, counter::TELNET_DROP_NOT_ADMITTED);
+        Class::Dhcp { from_client } => {
+            let (policy, l2) = policy_and_l2(ctx, &h)?;
+            let bootp = h.l4 + size_of::<UdpHdr>();
+            dhcp::dhcp(ctx, policy, &l2, bootp, from_client)
         }
-        return Ok(count_pass(counter::OTHER_PASS));
     }
+}
 
+/// The policy, and where the frame's L2 headers put its client (an
+/// untagged frame is on the policy's untagged VLAN).
+#[inline(always)]
+fn policy_and_l2(ctx: &XdpContext, h: &Headers) -> Result<(&'static Policy, L2), Stop> {
     let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
+    let vid = |tag: usize| {
+        let off = size_of::<EthHdr>() + tag * size_of::<VlanHdr>();
+        // SAFETY: bounds checked by `ptr_at`; copied out, as the frame does
+        // not promise the header's alignment.
+        Ok::<_, Stop>(unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() }.vid())
+    };
     let (vlan, svlan) = match h.ntags {
         0 => (policy.untagged_vlan, 0),
-        1 => (h.tags[0], 0),
-        _ => (h.tags[1], h.tags[0]),
+        1 => (vid(0)?, 0),
+        _ => (vid(1)?, vid(0)?),
     };
     let l2 = L2 {
-        src: h.src,
+        src: src_mac(ctx)?,
         vlan,
         svlan,
-        l3: h.l3,
+        l3: size_of::<EthHdr>() + h.ntags * size_of::<VlanHdr>(),
         len: (ctx.data_end() - ctx.data()) as u64,
     };
-    if is_smi {
-        smi::smi(ctx, policy, &l2, h.l4, h.l4_len, dport == SMI_PORT)
-    } else {
-        dhcp::dhcp(
-            ctx,
-            policy,
-            &l2,
-            h.l4 + size_of::<UdpHdr>(),
-            is_dhcp_request,
-        )
-    }
+    Ok((policy, l2))
 }
 
 /// Whether an EtherType (as on the wire) is a VLAN tag's TPID.
@@ -278,10 +311,10 @@ fn is_vlan_tpid(t: u16) -> bool {
 /// without enforcement, counted and passed), before an skb exists.
 /// `dropped` is the counter of a refusal.
 #[inline(never)]
-fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
-    let key = ClientKey::new(src);
+fn director_port(ctx: &XdpContext, dropped: u32) -> Result<u32, Stop> {
+    let key = ClientKey::new(src_mac(ctx)?);
     if admission(&key).is_some_and(state::admits_smi) {
-        return Ok(count_pass(counter::OTHER_PASS));
+        return Ok(XDP_PASS);
     }
     count(dropped);
     let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
@@ -301,8 +334,9 @@ pub fn ref_pass(_ctx: XdpContext) -> u32 {
 #[map(name = "REF_CLIENTS")]
 static REF_CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::with_max_entries(1024, 0);
 
-/// Benchmark reference: one hash lookup and update keyed by the source MAC,
-/// the least any stateful classifier must do per frame.
+/// Benchmark reference: one hash lookup and update keyed by the source MAC
+/// (the last-seen time, on the classifier's clock, and a counter), the
+/// least any stateful classifier must do per frame.
 #[xdp]
 pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
     let Ok(src) = src_mac(&ctx) else {
@@ -312,7 +346,7 @@ pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
     match REF_CLIENTS.get_ptr_mut(&key) {
         // SAFETY: map value pointer from a successful lookup.
         Some(e) => unsafe {
-            (*e).last_seen_ns = bpf_ktime_get_ns();
+            (*e).last_seen_ns = now_ns();
             add(&raw mut (*e).dhcp_pkts, 1);
         },
         None => {

@@ -2,14 +2,14 @@
 //! client's state, its VLAN and the SMI header's length word.
 
 use aya_ebpf::bindings::xdp_action::XDP_DROP;
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::programs::XdpContext;
 use network_types::tcp::TcpHdr;
 use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, ptr_at};
 use crate::maps::{
-    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, decisive_state, rate_allows,
+    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, decisive_state, now_ns,
+    rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -51,8 +51,7 @@ pub(crate) fn smi(
             reason = drop_reason::OVERSIZE;
         }
     }
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
     if reason == 0 {
         if let Some(e) = entry {
             // SAFETY: map value pointer from a successful lookup.

@@ -1,6 +1,6 @@
 //! The two clocks the proxy reads: wall-clock seconds for the database and
 //! `CLOCK_MONOTONIC` nanoseconds, the clock of the XDP program's
-//! `bpf_ktime_get_ns`, for comparing with the kernel map's timestamps; and
+//! timestamps (read at tick resolution there), for comparing with the kernel map's timestamps; and
 //! the UTC calendar date the IOS-style outputs print.
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -11,7 +11,7 @@ pub fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds, as `bpf_ktime_get_ns` reads it.
+/// `CLOCK_MONOTONIC` in nanoseconds, the XDP program's clock.
 pub fn monotonic_ns() -> u64 {
     use nix::time::{ClockId, clock_gettime};
     // Linux always has CLOCK_MONOTONIC; 0 stands for the impossible failure.

@@ -264,7 +264,7 @@ fn truncated_at_every_boundary_passes_and_learns_nothing() {
         let d = f.delta();
         let stopped: u64 = d
             .iter()
-            .filter(|(n, _)| ["truncated_pass", "dhcp_malformed_pass", "other_pass"].contains(n))
+            .filter(|(n, _)| ["truncated_pass", "dhcp_malformed_pass"].contains(n))
             .map(|(_, v)| v)
             .sum();
         assert_eq!(
@@ -336,7 +336,11 @@ fn non_ipv4_and_other_traffic_pass() {
     for frame in [&arp, &v6, &http, &dns] {
         assert_eq!(f.run(frame), XDP_PASS);
     }
-    assert_eq!(f.delta(), vec![("other_pass", 4)]);
+    assert_eq!(
+        f.delta(),
+        vec![],
+        "frames not the classifier's are not counted"
+    );
     assert!(f.entry(m).is_none());
 }
 
@@ -662,7 +666,7 @@ fn tftp_and_reverse_telnet_only_from_admitted_clients() {
     };
     assert_eq!(f.run(&rrq(admitted)), XDP_PASS);
     assert_eq!(f.run(&syn(admitted)), XDP_PASS);
-    assert_eq!(f.delta(), vec![("other_pass", 2)]);
+    assert_eq!(f.delta(), vec![], "admitted: passed, nothing counted");
     assert_eq!(f.run(&rrq(stranger)), XDP_DROP);
     assert_eq!(f.run(&syn(stranger)), XDP_DROP);
     assert_eq!(

@@ -214,8 +214,7 @@ impl Core {
     ) -> Result<(), director::DirectorError> {
         self.seed_neighbour(mac, ip);
         let result = {
-            // Never closed; were it, go ahead unthrottled.
-            let _slot = self.smi_connections.acquire().await.ok();
+            let _slot = self.smi_slot().await;
             director::send(SocketAddr::from((ip, SMI_PORT)), msg, &self.cfg.limits).await
         };
         self.smi.record(director::SmiMessage::of(msg), &result);

@@ -220,6 +220,13 @@ impl Core {
         &self.fetches
     }
 
+    /// Waits for one of the [`SMI_CONNECTIONS_MAX`] SMI connection slots;
+    /// the connection is made while the permit is held. (The semaphore is
+    /// never closed; were it, the caller goes ahead unthrottled.)
+    async fn smi_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.smi_connections.acquire().await.ok()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CoreConfig {
         &self.cfg

@@ -249,8 +249,7 @@ impl Core {
             self.seed_neighbour(mac, ip);
             tracing::debug!(target: "smi_proxy::fsm", "probe {} of {attempts}", attempt + 1);
             let result = {
-                // Never closed; were it, go ahead unthrottled.
-                let _slot = self.smi_connections.acquire().await.ok();
+                let _slot = self.smi_slot().await;
                 director::probe(addr, &self.cfg.limits).await
             };
             self.smi.record(director::SmiMessage::Probe, &result);
