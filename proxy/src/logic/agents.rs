@@ -108,7 +108,7 @@ impl Core {
         // Boxed apart from the task that awaits it, so that the agent's
         // state is held once: thousands of agents rest at once.
         let run = Box::pin(agent.run());
-        self.spawn(async move {
+        self.spawn_pnp(async move {
             if run.await == AgentExit::Drained {
                 if let Some(rt) = lock(&core.runtime).get_mut(&mac) {
                     rt.agent = None;

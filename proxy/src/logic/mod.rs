@@ -20,6 +20,7 @@ pub mod error;
 pub mod fetch;
 pub mod identify;
 mod onboard;
+mod pnp_runtime;
 pub mod translate;
 
 pub use error::CoreError;
@@ -122,6 +123,9 @@ pub struct Core {
     cancel: CancellationToken,
     /// Every task the core spawns, so that [`Core::stop`] can wait for them.
     tasks: TaskTracker,
+    /// Where the PnP side runs ([`Core::spawn_pnp`]); None if its thread
+    /// could not start (it then shares the daemon's runtime).
+    pnp_runtime: Option<pnp_runtime::PnpRuntime>,
     smi: Arc<director::DirectorStats>,
     /// Adds snooped clients to the neighbour table (None: not possible here).
     neigh: Option<NeighbourSeeder>,
@@ -180,6 +184,11 @@ impl Core {
                 None
             }
         };
+        let pnp_runtime = pnp_runtime::PnpRuntime::start()
+            .inspect_err(|e| {
+                tracing::warn!(target: "smi_proxy", "PnP agents share the daemon's runtime: {e}")
+            })
+            .ok();
         let (jobs_tx, jobs_rx) = mpsc::channel(1024);
         let (reports_tx, reports_rx) = mpsc::channel(4096);
         let core = Arc::new(Self {
@@ -196,6 +205,7 @@ impl Core {
             reports: reports_tx,
             cancel,
             tasks: TaskTracker::new(),
+            pnp_runtime,
             smi,
             neigh,
             fetches: fetch::FetchCache::default(),
@@ -280,6 +290,7 @@ impl Core {
         let mut rescan = tokio::time::interval(RESCAN_PERIOD);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
+        self.spawn_pnp(self.clone().dispatch_jobs(inputs.jobs));
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -294,11 +305,6 @@ impl Core {
                 }
                 Some(ev) = inputs.tftp.recv() => self.on_tftp(ev),
                 Some(s) = inputs.telnet.recv() => self.on_telnet(s),
-                Some(job) = inputs.jobs.recv() => {
-                    let core = self.clone();
-                    let span = crate::logging::client(job.mac);
-                    self.spawn(translate::handle(core, job).instrument(span));
-                }
                 Some(report) = inputs.reports.recv() => self.on_agent_report(report),
                 else => return,
             }
@@ -340,6 +346,31 @@ impl Core {
         // the future's state (a PnP agent's 1.6 KiB became a 5 KiB task).
         self.tasks
             .spawn(self.cancel.clone().run_until_cancelled_owned(Box::pin(fut)));
+    }
+
+    /// Runs `fut` as [`Core::spawn`] does, on the PnP runtime.
+    fn spawn_pnp<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let task = self.cancel.clone().run_until_cancelled_owned(Box::pin(fut));
+        match self.pnp_runtime.as_ref().and_then(|rt| rt.handle()) {
+            Some(handle) => {
+                self.tasks.spawn_on(task, handle);
+            }
+            None => {
+                self.tasks.spawn(task);
+            }
+        }
+    }
+
+    /// Gives each job from the agents a task of its own, on the PnP
+    /// runtime, until the agents' side of the channel is gone.
+    async fn dispatch_jobs(self: Arc<Self>, mut jobs: mpsc::Receiver<JobRequest>) {
+        while let Some(job) = jobs.recv().await {
+            let span = crate::logging::client(job.mac);
+            self.spawn_pnp(translate::handle(self.clone(), job).instrument(span));
+        }
     }
 
     /// TFTP transfer counters.
