@@ -9,9 +9,9 @@
 //! - Smart Install (TCP to or from port 4786): admits or drops the frame by
 //!   the client's state, its VLAN and the SMI header's length word.
 //!
-//! Everything else passes untouched and uncounted. Frames the classifier cannot parse pass
-//! too (fail open) and are counted. Nothing is copied to user space but the
-//! events, and known clients cause no events.
+//! Everything else passes untouched and uncounted. Frames the classifier
+//! cannot parse pass too (fail open) and are counted. Nothing is copied to
+//! user space but the events, and known clients cause no events.
 //!
 //! This file owns the entry points and the parse up to the L4 ports; the
 //! protocols are in `dhcp` and `smi`, the wire layouts in `headers`, the
@@ -165,7 +165,7 @@ fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
         // a reference LLVM would load the whole prefix up front, before
         // the checks that send most frames away.
         let at = |i: usize| -> u8 {
-            // SAFETY: `i < PLAIN_LEN`, bounds checked by `ptr_at`.
+            // SAFETY: `i < PLAIN_LEN`, within the frame by the check above.
             unsafe { p.add(i).read() }
         };
         let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
