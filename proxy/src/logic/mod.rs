@@ -365,7 +365,7 @@ impl Core {
     }
 
     /// Gives each job from the agents a task of its own, on the PnP
-    /// runtime, until the agents' side of the channel is gone.
+    /// runtime, until the core is cancelled (it holds a sender itself).
     async fn dispatch_jobs(self: Arc<Self>, mut jobs: mpsc::Receiver<JobRequest>) {
         while let Some(job) = jobs.recv().await {
             let span = crate::logging::client(job.mac);
