@@ -108,18 +108,18 @@ enum Class {
 /// Bytes of an untagged IPv4 frame without options, up to its L4 ports.
 const PLAIN_LEN: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>() + 4;
 
-/// The class of a TCP or UDP segment with these ports, or `None` when it
-/// is not the classifier's (it passes).
+/// The class of an IPv4 payload of protocol `proto` with these L4 ports,
+/// or `None` when it is not the classifier's (it passes).
 #[inline(always)]
-fn class_of(tcp: bool, udp: bool, sport: u16, dport: u16) -> Option<Class> {
-    if udp {
+fn class_of(proto: u8, sport: u16, dport: u16) -> Option<Class> {
+    if proto == IpProto::Udp as u8 {
         match (sport, dport) {
             (BOOTPC, BOOTPS) => Some(Class::Dhcp { from_client: true }),
             (BOOTPS, BOOTPC) => Some(Class::Dhcp { from_client: false }),
             (_, TFTP_PORT) => Some(Class::TftpRequest),
             _ => None,
         }
-    } else if tcp {
+    } else if proto == IpProto::Tcp as u8 {
         match (sport, dport) {
             (_, SMI_PORT) => Some(Class::Smi { to_director: true }),
             (SMI_PORT, _) => Some(Class::Smi { to_director: false }),
@@ -175,9 +175,7 @@ fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
             if !may_be_wanted(proto, at(34), at(36)) || at(20) & 0x1f != 0 || at(21) != 0 {
                 return Ok(None);
             }
-            let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
-            let (sport, dport) = (be(34), be(36));
-            let Some(class) = class_of(tcp, udp, sport, dport) else {
+            let Some(class) = class_of(proto, be(34), be(36)) else {
                 return Ok(None);
             };
             return Ok(Some(Headers {
@@ -230,8 +228,7 @@ fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
         return Ok(None);
     }
     let proto = ip.proto;
-    let (tcp, udp) = (proto == IpProto::Tcp as u8, proto == IpProto::Udp as u8);
-    if !(tcp || udp) {
+    if proto != IpProto::Tcp as u8 && proto != IpProto::Udp as u8 {
         return Ok(None);
     }
     let ip_total = usize::from(ip.tot_len());
@@ -242,7 +239,7 @@ fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     // judged by its ports.
     let sport = be16_at(ctx, l4 + L4_SRC_PORT)?;
     let dport = be16_at(ctx, l4 + L4_DST_PORT)?;
-    let Some(class) = class_of(tcp, udp, sport, dport) else {
+    let Some(class) = class_of(proto, sport, dport) else {
         return Ok(None);
     };
     Ok(Some(Headers {

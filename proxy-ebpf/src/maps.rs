@@ -1,5 +1,6 @@
 //! The maps shared by the classifier and the daemon, and the small accessors
-//! every path uses (counters, admission state, event rate limits).
+//! every path uses (the clock, counters, admission state, event rate
+//! limits).
 
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;

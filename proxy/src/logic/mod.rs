@@ -342,10 +342,7 @@ impl Core {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        // Boxed: each wrapper layer would otherwise hold its own copy of
-        // the future's state (a PnP agent's 1.6 KiB became a 5 KiB task).
-        self.tasks
-            .spawn(self.cancel.clone().run_until_cancelled_owned(Box::pin(fut)));
+        self.tasks.spawn(self.cancellable(fut));
     }
 
     /// Runs `fut` as [`Core::spawn`] does, on the PnP runtime.
@@ -353,7 +350,7 @@ impl Core {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let task = self.cancel.clone().run_until_cancelled_owned(Box::pin(fut));
+        let task = self.cancellable(fut);
         match self.pnp_runtime.as_ref().and_then(|rt| rt.handle()) {
             Some(handle) => {
                 self.tasks.spawn_on(task, handle);
@@ -362,6 +359,16 @@ impl Core {
                 self.tasks.spawn(task);
             }
         }
+    }
+
+    /// `fut`, ended by the core's cancellation. Boxed: each wrapper layer
+    /// would otherwise hold its own copy of the future's state (a PnP
+    /// agent's 1.6 KiB became a 5 KiB task).
+    fn cancellable<F>(&self, fut: F) -> impl std::future::Future<Output = Option<()>> + use<F>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.cancel.clone().run_until_cancelled_owned(Box::pin(fut))
     }
 
     /// Gives each job from the agents a task of its own, on the PnP
