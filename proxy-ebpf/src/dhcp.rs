@@ -7,10 +7,12 @@ use aya_ebpf::bindings::xdp_md;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::PerCpuArray;
 use aya_ebpf::programs::XdpContext;
+use network_types::eth::EthHdr;
 use network_types::ip::Ipv4Hdr;
+use network_types::udp::UdpHdr;
 use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, Policy, counter, event, state};
 
-use crate::headers::{Bootp, ptr_at, u8_at};
+use crate::headers::{Bootp, head, ptr_at, u8_at};
 use crate::maps::{
     CLIENTS, DHCP_TRUSTED, EVENTS, SERVER_EVENT_TS, add, admission, count, count_pass, now_ns,
     rate_allows,
@@ -160,44 +162,38 @@ pub extern "C" fn walk_options(raw: *mut xdp_md, start: u32) -> u32 {
 /// Classifies a DHCP message whose BOOTP header starts at `bootp`: learns
 /// and reports clients from requests, addresses from ACKs and servers from
 /// OFFERs. DHCP always passes.
+///
+/// A function of its own, called on the frames [`steady_plain`] leaves:
+/// inlined, LLVM merged it with the fast path's code, which then took
+/// more instructions. It takes the context's raw pointer, which LLVM
+/// passes as is (from a reference it would pass the packet pointers,
+/// which the verifier then refuses to follow).
+#[inline(never)]
 pub(crate) fn dhcp(
-    ctx: &XdpContext,
+    raw: *mut xdp_md,
     policy: &Policy,
     l2: &L2,
     bootp: usize,
     from_client: bool,
 ) -> Result<u32, Stop> {
+    let ctx = &XdpContext::new(raw);
     // The fixed header and magic cookie must be present.
     let b = ptr_at::<Bootp>(ctx, bootp)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    if !unsafe { well_formed(b, from_client) } {
+        return Err(Stop::DhcpMalformed);
+    }
+    let start = bootp + size_of::<Bootp>();
+    if let Ok(first) = ptr_at::<[u8; 3]>(ctx, start) {
+        // SAFETY: bounds checked by `ptr_at`; a byte array needs no alignment.
+        if unsafe { steady(l2, b, *first, from_client) } {
+            return Ok(XDP_PASS);
+        }
+    }
     // SAFETY: bounds checked by `ptr_at`; `Bootp` is all bytes (align 1).
-    let (op, htype, hlen, cookie, xid, chaddr, yiaddr) = unsafe {
-        (
-            (*b).op,
-            (*b).htype,
-            (*b).hlen,
-            u32::from_be_bytes((*b).cookie),
-            u32::from_be_bytes((*b).xid),
-            (*b).chaddr,
-            (*b).yiaddr,
-        )
-    };
-    if cookie != DHCP_MAGIC || htype != 1 || hlen != 6 {
-        return Err(Stop::DhcpMalformed);
-    }
-    if op != if from_client { 1 } else { 2 } {
-        return Err(Stop::DhcpMalformed);
-    }
+    let (xid, chaddr, yiaddr) = unsafe { (u32::from_be_bytes((*b).xid), (*b).chaddr, (*b).yiaddr) };
     let key = ClientKey::new(chaddr);
     let now = now_ns();
-    let start = bootp + size_of::<Bootp>();
-    if steady(ctx, l2, start, &key, now, xid, yiaddr, from_client) {
-        count(if from_client {
-            counter::DHCP_REQUEST_PASS
-        } else {
-            counter::DHCP_REPLY_PASS
-        });
-        return Ok(XDP_PASS);
-    }
     // One walk for every other case (a single call site keeps the
     // verifier's work on it linear).
     let opts = options(ctx, start)?;
@@ -327,31 +323,40 @@ pub(crate) fn dhcp(
     Ok(XDP_PASS)
 }
 
-/// The fast path of a known client in a steady state: its message type is
-/// the first option (where clients and servers put it), and the frame
-/// changes nothing the daemon must hear about: a request other than a
-/// DISCOVER (which may mean an upgrading client reloaded), or an ACK that
-/// confirms the address the client has. Updates the client's fields and
-/// returns `true`; `false` sends the frame down the full path (the option
-/// walk, events). No option walk, one map lookup: a malformed option after
-/// the first is not looked for here (the frame passes either way).
-#[allow(clippy::too_many_arguments)]
+/// Whether the BOOTP header at `b` is one the classifier reads: Ethernet
+/// addresses, the DHCP magic cookie, and a request from a client
+/// (`from_client`) or a reply to one.
+///
+/// # Safety
+/// `b` must be within the frame.
 #[inline(always)]
-fn steady(
-    ctx: &XdpContext,
-    l2: &L2,
-    start: usize,
-    key: &ClientKey,
-    now: u64,
-    xid: u32,
-    yiaddr: [u8; 4],
-    from_client: bool,
-) -> bool {
-    let Ok(first) = ptr_at::<[u8; 3]>(ctx, start) else {
-        return false;
-    };
-    // SAFETY: bounds checked by `ptr_at`; a byte array needs no alignment.
-    let [code, len, msg_type] = unsafe { *first };
+unsafe fn well_formed(b: *const Bootp, from_client: bool) -> bool {
+    // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
+    let (op, htype, hlen, cookie) = unsafe { ((*b).op, (*b).htype, (*b).hlen, (*b).cookie) };
+    cookie == DHCP_MAGIC.to_be_bytes()
+        && htype == 1
+        && hlen == 6
+        && op == if from_client { 1 } else { 2 }
+}
+
+/// The fast path of a known client in a steady state: its message type is
+/// the first option (`first`: code, length, value; where clients and
+/// servers put it), and the frame changes nothing the daemon must hear
+/// about: a request other than a DISCOVER (which may mean an upgrading
+/// client reloaded), or an ACK that confirms the address the client has.
+/// Updates the client's fields, counts the verdict and returns `true`;
+/// `false` sends the frame down the full path (the option walk, events).
+/// No option walk, one map lookup: a malformed option after the first is
+/// not looked for here (the frame passes either way).
+///
+/// The header's fields are read where they are needed, after the lookup:
+/// read before it, they would be kept on the stack across the call.
+///
+/// # Safety
+/// `b` must be within the frame, and [`well_formed`].
+#[inline(always)]
+unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) -> bool {
+    let [code, len, msg_type] = first;
     if code != 53 || len != 1 {
         return false;
     }
@@ -362,17 +367,59 @@ fn steady(
     } else if msg_type != DHCPACK {
         return false;
     }
-    let Some(e) = CLIENTS.get_ptr_mut(key) else {
+    // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
+    let Some(e) = CLIENTS.get_ptr_mut(&ClientKey::new(unsafe { (*b).chaddr })) else {
         return false;
     };
-    // SAFETY: map value pointer from a successful lookup.
+    // SAFETY: map value pointer from a successful lookup; `b` as above.
     unsafe {
-        if !from_client && ((*e).ipv4 != yiaddr || (*e).state == state::NEW) {
+        if !from_client && ((*e).ipv4 != (*b).yiaddr || (*e).state == state::NEW) {
             return false;
         }
-        touch_dhcp(e, now, l2, xid, msg_type);
+        touch_dhcp(e, now_ns(), l2, u32::from_be_bytes((*b).xid), msg_type);
     }
+    count(if from_client {
+        counter::DHCP_REQUEST_PASS
+    } else {
+        counter::DHCP_REPLY_PASS
+    });
     true
+}
+
+/// [`steady`] for a request in the common frame, untagged IPv4 without
+/// options ([`crate::PLAIN_L4`]): one bounds check covers the BOOTP header
+/// and the first option, and every field is read at its constant offset.
+/// `false` when the frame is not that or not steady: [`dhcp`] then decides.
+#[inline(always)]
+pub(crate) fn steady_plain(ctx: &XdpContext, policy: &Policy) -> bool {
+    let from_client = true;
+    const BOOTP: usize = crate::PLAIN_L4 + size_of::<UdpHdr>();
+    const FIRST: usize = BOOTP + size_of::<Bootp>();
+    let Ok(p) = head::<[u8; FIRST + 3]>(ctx) else {
+        return false;
+    };
+    let p = p.cast::<u8>();
+    // SAFETY: `head` checked the frame holds `FIRST + 3` bytes.
+    let (b, first) = unsafe {
+        (
+            p.add(BOOTP).cast::<Bootp>(),
+            p.add(FIRST).cast::<[u8; 3]>().read(),
+        )
+    };
+    // SAFETY: as above.
+    if !unsafe { well_formed(b, from_client) } {
+        return false;
+    }
+    let l2 = L2 {
+        // SAFETY: as above.
+        src: unsafe { (*p.cast::<EthHdr>()).src_addr },
+        vlan: policy.untagged_vlan,
+        svlan: 0,
+        l3: size_of::<EthHdr>(),
+        len: (ctx.data_end() - ctx.data()) as u64,
+    };
+    // SAFETY: as above, and well formed.
+    unsafe { steady(&l2, b, first, from_client) }
 }
 
 /// Updates a known client's DHCP fields.

@@ -37,9 +37,23 @@ pub(crate) fn u8_at(ctx: &XdpContext, off: usize) -> Result<u8, Stop> {
 /// The frame's source MAC address, or `Truncated`.
 #[inline(always)]
 pub(crate) fn src_mac(ctx: &XdpContext) -> Result<[u8; 6], Stop> {
-    let eth = ptr_at::<EthHdr>(ctx, 0)?;
-    // SAFETY: bounds checked by `ptr_at`; a byte array needs no alignment.
+    let eth = head::<EthHdr>(ctx)?;
+    // SAFETY: bounds checked by `head`; a byte array needs no alignment.
     Ok(unsafe { (*eth).src_addr })
+}
+
+/// Pointer to a `T` at the start of the frame, or `Truncated` when the
+/// frame is shorter: [`ptr_at`] for offset 0, checked on `data` itself.
+/// At offset 0 LLVM has nothing to re-derive, so the check needs no
+/// `black_box`, and the store and load it costs are spared; a caller may
+/// read any field of `T` at its constant offset from the one check.
+#[inline(always)]
+pub(crate) fn head<T>(ctx: &XdpContext) -> Result<*const T, Stop> {
+    let data = ctx.data();
+    if data + size_of::<T>() > ctx.data_end() {
+        return Err(Stop::Truncated);
+    }
+    Ok(data as *const T)
 }
 
 /// The EtherType of `eth` as it is on the wire (compare it with

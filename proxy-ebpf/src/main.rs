@@ -13,7 +13,11 @@
 //! cannot parse pass too (fail open) and are counted. Nothing is copied to
 //! user space but the events, and known clients cause no events.
 //!
-//! This file owns the entry points and the parse up to the L4 ports; the
+//! The common frame (untagged IPv4 without options) takes a fast path that
+//! reads it at constant offsets under one bounds check; every other frame,
+//! and what the fast path leaves, takes the general parse.
+//!
+//! This file owns the entry points and both parses up to the L4 ports; the
 //! protocols are in `dhcp` and `smi`, the wire layouts in `headers`, the
 //! maps in `maps`, the aya-log lines of rare events in `log`.
 #![no_std]
@@ -78,10 +82,9 @@ struct L2 {
     len: u64,
 }
 
-/// A frame's headers up to its L4 ports: what [`classify`] decides on.
-/// Kept to what the parse learned: the source MAC and the tags are read
-/// again where needed (at fixed offsets), so that the fast and general
-/// parses join with few values to carry.
+/// A frame's headers up to its L4 ports, as the general parse
+/// ([`headers`]) found them: what [`classify`] decides on. The source MAC
+/// and the tags are read again where needed, at fixed offsets.
 struct Headers {
     /// VLAN tags in front of the IPv4 header (0..=2).
     ntags: usize,
@@ -105,8 +108,11 @@ enum Class {
     Telnet,
 }
 
-/// Bytes of an untagged IPv4 frame without options, up to its L4 ports.
-const PLAIN_LEN: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>() + 4;
+/// Where the L4 header of an untagged IPv4 frame without options starts:
+/// the common frame, which the fast paths read at constant offsets.
+pub(crate) const PLAIN_L4: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>();
+/// Bytes of that frame up to its L4 ports.
+const PLAIN_LEN: usize = PLAIN_L4 + 4;
 
 /// The class of an IPv4 payload of protocol `proto` with these L4 ports,
 /// or `None` when it is not the classifier's (it passes).
@@ -149,50 +155,65 @@ fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
     }
 }
 
-/// The headers of a frame the classifier decides on ([`class_of`]), or
-/// `None` for anything else.
+/// The fast path, for the common frame: untagged IPv4 without options,
+/// read with one bounds check at constant offsets. It decides the frames
+/// the classifier does not want, DHCP requests of known clients in a
+/// steady state, and SMI; `None` leaves the frame to the general path
+/// ([`headers`]), which reads it again.
+///
+/// Every protocol's call here has its direction as a constant, and none
+/// goes through [`Class`]: LLVM otherwise kept the class and direction in
+/// registers (and on the stack) across the protocol's code.
 #[inline(always)]
-fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
-    // Most frames on a port are untagged IPv4 without options: read with
-    // one bounds check, they cost the classifier a few loads.
-    let (data, end) = (ctx.data(), ctx.data_end());
+fn fast(ctx: &XdpContext) -> Option<u32> {
+    let data = ctx.data();
     // Checked on `data` itself: at offset 0, LLVM has nothing to re-derive
-    // (what `ptr_at`'s `black_box` is there for), and the store and load
-    // of that `black_box` are spared on every frame.
-    if data + PLAIN_LEN <= end {
-        let p = data as *const u8;
-        // Read through the raw pointer, each byte where it is needed: from
-        // a reference LLVM would load the whole prefix up front, before
-        // the checks that send most frames away.
-        let at = |i: usize| -> u8 {
-            // SAFETY: `i < PLAIN_LEN`, within the frame by the check above.
-            unsafe { p.add(i).read() }
-        };
-        let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
-        if at(12) == 0x08 && at(13) == 0x00 && at(14) == 0x45 {
-            let proto = at(23);
-            // Decided before anything else is read: most frames end here.
-            if !may_be_wanted(proto, at(34), at(36)) || at(20) & 0x1f != 0 || at(21) != 0 {
-                return Ok(None);
-            }
-            let Some(class) = class_of(proto, be(34), be(36)) else {
-                return Ok(None);
-            };
-            return Ok(Some(Headers {
-                ntags: 0,
-                l4: size_of::<EthHdr>() + size_of::<Ipv4Hdr>(),
-                l4_len: usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>()),
-                class,
-            }));
-        }
+    // (what `ptr_at`'s `black_box` is there for).
+    if data + PLAIN_LEN > ctx.data_end() {
+        return None;
     }
-    headers_tagged(ctx)
+    let p = data as *const u8;
+    // Read through the raw pointer, each byte where it is needed: from a
+    // reference LLVM would load the whole prefix up front, before the
+    // checks that send most frames away.
+    let at = |i: usize| -> u8 {
+        // SAFETY: `i < PLAIN_LEN`, within the frame by the check above.
+        unsafe { p.add(i).read() }
+    };
+    let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
+    if at(12) != 0x08 || at(13) != 0x00 || at(14) != 0x45 {
+        return None;
+    }
+    let proto = at(23);
+    // Decided before anything else is read: most frames end here.
+    if !may_be_wanted(proto, at(34), at(36)) || at(20) & 0x1f != 0 || at(21) != 0 {
+        return Some(XDP_PASS);
+    }
+    let (sport, dport) = (be(34), be(36));
+    if proto == IpProto::Udp as u8 && (sport, dport) == (BOOTPC, BOOTPS) {
+        return dhcp::steady_plain(ctx, policy().ok()?).then_some(XDP_PASS);
+    }
+    if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {
+        let l4_len = usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>());
+        let policy = policy().ok()?;
+        let l2 = L2 {
+            src: [at(6), at(7), at(8), at(9), at(10), at(11)],
+            vlan: policy.untagged_vlan,
+            svlan: 0,
+            l3: size_of::<EthHdr>(),
+            len: (ctx.data_end() - data) as u64,
+        };
+        let len_word = || smi::len_word_plain(ctx, l4_len);
+        return smi::smi(policy, &l2, dport == SMI_PORT, len_word).ok();
+    }
+    class_of(proto, sport, dport).is_none().then_some(XDP_PASS)
 }
 
-/// [`headers`] for every other frame: up to two VLAN tags (802.1Q,
-/// 802.1ad/QinQ), IPv4 options, and frames cut inside a header.
+/// The headers of a frame the classifier decides on ([`class_of`]), or
+/// `None` for anything else: up to two VLAN tags (802.1Q, 802.1ad/QinQ),
+/// IPv4 options, and frames cut inside a header.
 #[inline(always)]
-fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
+fn headers(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
     let eth = ptr_at::<EthHdr>(ctx, 0)?;
     // SAFETY: bounds checked by `ptr_at`.
     let mut ethertype = unsafe { ether_type(eth) };
@@ -251,29 +272,40 @@ fn headers_tagged(ctx: &XdpContext) -> Result<Option<Headers>, Stop> {
 }
 
 fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
+    if let Some(verdict) = fast(ctx) {
+        return Ok(verdict);
+    }
     let Some(h) = headers(ctx)? else {
         return Ok(XDP_PASS);
     };
     match h.class {
-        Class::TftpRequest => director_port(ctx, counter::TFTP_DROP_NOT_ADMITTED),
-        Class::Telnet => director_port(ctx, counter::TELNET_DROP_NOT_ADMITTED),
+        Class::TftpRequest => director_port(src_mac(ctx)?, counter::TFTP_DROP_NOT_ADMITTED),
+        Class::Telnet => director_port(src_mac(ctx)?, counter::TELNET_DROP_NOT_ADMITTED),
         Class::Smi { to_director } => {
-            let (policy, l2) = policy_and_l2(ctx, &h)?;
-            smi::smi(ctx, policy, &l2, h.l4, h.l4_len, to_director)
+            let policy = policy()?;
+            let l2 = l2(ctx, &h, policy)?;
+            let len_word = || smi::len_word(ctx, h.l4, h.l4_len);
+            smi::smi(policy, &l2, to_director, len_word)
         }
         Class::Dhcp { from_client } => {
-            let (policy, l2) = policy_and_l2(ctx, &h)?;
+            let policy = policy()?;
+            let l2 = l2(ctx, &h, policy)?;
             let bootp = h.l4 + size_of::<UdpHdr>();
-            dhcp::dhcp(ctx, policy, &l2, bootp, from_client)
+            dhcp::dhcp(ctx.ctx, policy, &l2, bootp, from_client)
         }
     }
 }
 
-/// The policy, and where the frame's L2 headers put its client (an
-/// untagged frame is on the policy's untagged VLAN).
+/// The daemon's policy.
 #[inline(always)]
-fn policy_and_l2(ctx: &XdpContext, h: &Headers) -> Result<(&'static Policy, L2), Stop> {
-    let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
+fn policy() -> Result<&'static Policy, Stop> {
+    POLICY.get(0).ok_or(Stop::NoPolicy)
+}
+
+/// Where the frame's L2 headers put its client (an untagged frame is on
+/// the policy's untagged VLAN).
+#[inline(always)]
+fn l2(ctx: &XdpContext, h: &Headers, policy: &Policy) -> Result<L2, Stop> {
     let vid = |tag: usize| {
         let off = size_of::<EthHdr>() + tag * size_of::<VlanHdr>();
         // SAFETY: bounds checked by `ptr_at`; copied out, as the frame does
@@ -285,14 +317,13 @@ fn policy_and_l2(ctx: &XdpContext, h: &Headers) -> Result<(&'static Policy, L2),
         1 => (vid(0)?, 0),
         _ => (vid(1)?, vid(0)?),
     };
-    let l2 = L2 {
+    Ok(L2 {
         src: src_mac(ctx)?,
         vlan,
         svlan,
         l3: size_of::<EthHdr>() + h.ntags * size_of::<VlanHdr>(),
         len: (ctx.data_end() - ctx.data()) as u64,
-    };
-    Ok((policy, l2))
+    })
 }
 
 /// Whether an EtherType (as on the wire) is a VLAN tag's TPID.
@@ -306,15 +337,15 @@ fn is_vlan_tpid(t: u16) -> bool {
 /// TFTP requests and reverse telnet to the proxy: only from a client the
 /// daemon admitted (it answered the probe); anything else is dropped (or,
 /// without enforcement, counted and passed), before an skb exists.
-/// `dropped` is the counter of a refusal.
+/// `src` is the frame's source MAC, `dropped` the counter of a refusal.
 #[inline(never)]
-fn director_port(ctx: &XdpContext, dropped: u32) -> Result<u32, Stop> {
-    let key = ClientKey::new(src_mac(ctx)?);
+fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
+    let key = ClientKey::new(src);
     if admission(&key).is_some_and(state::admits_smi) {
         return Ok(XDP_PASS);
     }
     count(dropped);
-    let policy = POLICY.get(0).ok_or(Stop::NoPolicy)?;
+    let policy = policy()?;
     if policy.enforce == 0 {
         return Ok(count_pass(counter::SMI_WOULD_DROP));
     }

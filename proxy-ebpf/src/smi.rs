@@ -6,7 +6,7 @@ use aya_ebpf::programs::XdpContext;
 use network_types::tcp::TcpHdr;
 use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
 
-use crate::headers::{SmiHdr, ptr_at};
+use crate::headers::{SmiHdr, head, ptr_at};
 use crate::maps::{
     CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, decisive_state, now_ns,
     rate_allows,
@@ -16,16 +16,16 @@ use crate::{L2, Stop};
 /// At most one SMI-dropped event per CPU per this many nanoseconds.
 const DROP_EVENT_GAP_NS: u64 = 1_000_000;
 
-/// Admits or drops an SMI segment whose TCP header starts at `l4` and
-/// which carries `l4_len` bytes (TCP header and payload), going to the
-/// director (`to_director`) or coming from it.
+/// Admits or drops an SMI segment going to the director (`to_director`)
+/// or coming from it. `read_len_word` reads the SMI header's length word
+/// ([`len_word`], [`len_word_plain`]); it is read only for a segment that
+/// is otherwise admitted.
+#[inline(always)]
 pub(crate) fn smi(
-    ctx: &XdpContext,
     policy: &Policy,
     l2: &L2,
-    l4: usize,
-    l4_len: usize,
     to_director: bool,
+    read_len_word: impl FnOnce() -> Result<u32, Stop>,
 ) -> Result<u32, Stop> {
     let key = ClientKey::new(l2.src);
     let entry = CLIENTS.get_ptr_mut(&key);
@@ -46,7 +46,7 @@ pub(crate) fn smi(
     } else if !admitted {
         reason = drop_reason::NOT_ADMITTED;
     } else if policy.smi_len_cap != 0 {
-        len_word = smi_len_word(ctx, l4, l4_len)?;
+        len_word = read_len_word()?;
         if len_word > policy.smi_len_cap {
             reason = drop_reason::OVERSIZE;
         }
@@ -75,10 +75,15 @@ pub(crate) fn smi(
         // SAFETY: map value pointer from a successful lookup.
         unsafe { add(&raw mut (*e).smi_dropped, 1) };
     }
-    emit_drop(now, l2, reason, len_word);
+    // The MAC read back from the key on the stack: read from `l2` (or the
+    // key as such), LLVM kept a copy of each byte on the stack across the
+    // admitted path's calls, a dozen instructions on every segment.
+    // SAFETY: a plain read of a local.
+    let mac = unsafe { core::ptr::read_volatile(&raw const key.mac) };
+    emit_drop(now, mac, l2, reason, len_word);
     if policy.log_events != 0 {
         crate::log::smi_dropped(
-            crate::log::mac_word(l2.src),
+            crate::log::mac_word(mac),
             u32::from(l2.vlan),
             u32::from(reason),
             len_word,
@@ -87,12 +92,13 @@ pub(crate) fn smi(
     Ok(XDP_DROP)
 }
 
-/// The SMI header's length word (w3) when the segment starts with a header,
-/// else 0. A header is recognised by w0 in 1..=4 and w1 in 0..=1: text and
+/// The SMI header's length word (w3) when the TCP segment at `l4`, of
+/// `l4_len` bytes (header and payload), starts with an SMI header, else 0.
+/// A header is recognised by w0 in 1..=4 and w1 in 0..=1: text and
 /// continuation bytes do not look like that, and real SMI messages (at most
 /// 1,048 bytes) travel in one segment.
 #[inline(always)]
-fn smi_len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop> {
+pub(crate) fn len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop> {
     let tcp = ptr_at::<TcpHdr>(ctx, l4)?;
     // SAFETY: bounds checked by `ptr_at`; `TcpHdr` is all bytes (align 1).
     let doff = usize::from(unsafe { (*tcp).doff() }) * 4;
@@ -100,7 +106,42 @@ fn smi_len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop>
         return Ok(0);
     }
     let h = ptr_at::<SmiHdr>(ctx, l4 + doff)?;
-    // SAFETY: bounds checked by `ptr_at`; `SmiHdr` is all bytes (align 1).
+    // SAFETY: bounds checked by `ptr_at`.
+    Ok(unsafe { header_len_word(h) })
+}
+
+/// [`len_word`] for the common frame, TCP at [`crate::PLAIN_L4`]: a
+/// segment without TCP options has its SMI header at a constant offset,
+/// under one bounds check.
+#[inline(always)]
+pub(crate) fn len_word_plain(ctx: &XdpContext, l4_len: usize) -> Result<u32, Stop> {
+    const TCP: usize = crate::PLAIN_L4;
+    const SMI: usize = TCP + size_of::<TcpHdr>();
+    let p = head::<[u8; TCP + size_of::<TcpHdr>()]>(ctx)?;
+    // SAFETY: bounds checked by `head`; `TcpHdr` is all bytes (align 1).
+    let doff = usize::from(unsafe { (*p.cast::<u8>().add(TCP).cast::<TcpHdr>()).doff() }) * 4;
+    if doff < size_of::<TcpHdr>() || l4_len < doff + size_of::<SmiHdr>() {
+        return Ok(0);
+    }
+    let h = if doff == size_of::<TcpHdr>() {
+        let p = head::<[u8; SMI + size_of::<SmiHdr>()]>(ctx)?;
+        // SAFETY: bounds checked by `head`.
+        unsafe { p.cast::<u8>().add(SMI).cast::<SmiHdr>() }
+    } else {
+        ptr_at::<SmiHdr>(ctx, TCP + doff)?
+    };
+    // SAFETY: bounds checked by `head` or `ptr_at`.
+    Ok(unsafe { header_len_word(h) })
+}
+
+/// The length word of the SMI header at `h`, or 0 when `h` does not hold
+/// one (see [`len_word`]).
+///
+/// # Safety
+/// `h` must be within the frame.
+#[inline(always)]
+unsafe fn header_len_word(h: *const SmiHdr) -> u32 {
+    // SAFETY: within the frame (caller); `SmiHdr` is all bytes (align 1).
     let (from, version, len) = unsafe {
         (
             u32::from_be_bytes((*h).from),
@@ -109,13 +150,13 @@ fn smi_len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32, Stop>
         )
     };
     if !(1..=4).contains(&from) || version > 1 {
-        return Ok(0);
+        return 0;
     }
-    Ok(len)
+    len
 }
 
 #[inline(always)]
-fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
+fn emit_drop(now: u64, mac: [u8; 6], l2: &L2, reason: u8, len_word: u32) {
     if !rate_allows(&DROP_EVENT_TS, now, DROP_EVENT_GAP_NS) {
         return;
     }
@@ -129,7 +170,7 @@ fn emit_drop(now: u64, l2: &L2, reason: u8, len_word: u32) {
         (*ev).ts_ns = now;
         (*ev).kind = event::SMI_DROPPED;
         (*ev).xid = len_word;
-        (*ev).mac = l2.src;
+        (*ev).mac = mac;
         (*ev).vlan = l2.vlan;
         (*ev).svlan = l2.svlan;
         (*ev).dhcp_msg = 0;

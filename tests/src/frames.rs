@@ -123,14 +123,32 @@ pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
 
 /// A TCP segment with the given flags (0x02 SYN, 0x18 PSH|ACK).
 pub fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(20 + payload.len());
+    tcp_with_options(sport, dport, flags, &[], payload)
+}
+
+/// A TCP segment whose header carries `options` (padded with NOPs to a
+/// multiple of four bytes).
+pub fn tcp_with_options(
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut opts = options.to_vec();
+    while !opts.len().is_multiple_of(4) {
+        opts.push(1);
+    }
+    let words = u8::try_from(5 + opts.len() / 4).expect("TCP options fit the header");
+    let mut t = Vec::with_capacity(20 + opts.len() + payload.len());
     t.extend_from_slice(&sport.to_be_bytes());
     t.extend_from_slice(&dport.to_be_bytes());
     t.extend_from_slice(&1u32.to_be_bytes());
     t.extend_from_slice(&0u32.to_be_bytes());
-    t.push(5 << 4);
+    t.push(words << 4);
     t.push(flags);
     t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(&opts);
     t.extend_from_slice(payload);
     t
 }

@@ -2,7 +2,9 @@
 //! frames: verdict, client-map contents, counters and events. Needs root.
 use proxy::dataplane::{Dataplane, DataplaneEvent, DropReason, EventKind, Options};
 use proxy_common::{Policy, counter, state};
-use proxy_tests::frames::{Dhcp, L2, cisco_client_id, ipv4, msg, smi_header, tcp, udp};
+use proxy_tests::frames::{
+    Dhcp, L2, cisco_client_id, ipv4, msg, smi_header, tcp, tcp_with_options, udp,
+};
 use proxy_tests::netns::{require_root, unique_prefix};
 
 const XDP_DROP: u32 = 1;
@@ -402,6 +404,63 @@ fn smi_admission() {
         "at the cap"
     );
     assert_eq!(f.delta(), vec![("smi_pass", 1)]);
+}
+
+/// The SMI header's length word is read behind TCP options too, on
+/// untagged frames (the classifier's fast path) as on tagged ones (its
+/// general parse).
+#[test]
+fn the_smi_length_word_is_read_behind_tcp_options_tagged_or_not() {
+    let mut f = Fixture::new();
+    let admitted = mac(23);
+    f.dp.table()
+        .set_state(admitted, state::ADMITTED)
+        .expect("admit");
+    // Timestamps (10 bytes, padded to 12), as Linux sends them.
+    let timestamps = [8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    for l2 in [L2::broadcast(admitted), L2::broadcast(admitted).tagged(10)] {
+        let segment = |flags: u8, payload: &[u8]| {
+            let tcp = tcp_with_options(50_000, 4786, flags, &timestamps, payload);
+            ipv4(&l2, CLIENT_IP, PROXY_IP, 6, &[], &tcp)
+        };
+        let smi = |len_word: u32| {
+            let mut payload = smi_header(4, 0, 3, len_word);
+            payload.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+            segment(0x18, &payload)
+        };
+        let tags = l2.tags.len();
+        assert_eq!(f.run(&smi(4096)), XDP_PASS, "at the cap, {tags} tags");
+        assert_eq!(f.delta(), vec![("smi_pass", 1)]);
+        assert_eq!(f.run(&smi(4097)), XDP_DROP, "over the cap, {tags} tags");
+        assert_eq!(f.delta(), vec![("smi_drop_oversize", 1)]);
+        // A bare ACK has no SMI header to read: it passes.
+        assert_eq!(f.run(&segment(0x10, &[])), XDP_PASS, "ACK, {tags} tags");
+        assert_eq!(f.delta(), vec![("smi_pass", 1)]);
+    }
+    let e = f.entry(admitted).expect("entry");
+    assert_eq!((e.smi_pkts, e.smi_dropped), (4, 2));
+}
+
+/// A known client's steady request updates its VLAN whichever parse reads
+/// it: the tag of a tagged frame (the general parse), the policy's
+/// untagged VLAN for an untagged one (the fast path).
+#[test]
+fn a_known_clients_steady_dhcp_records_the_vlan_it_came_on() {
+    let mut f = Fixture::new();
+    let m = mac(0x41);
+    f.learn(m, &L2::broadcast(m));
+    for (l2, vlan, xid) in [
+        (L2::broadcast(m).tagged(10), 10, 0xabcd_0003),
+        (L2::broadcast(m), 1, 0xabcd_0004),
+    ] {
+        let request = Dhcp::cisco_client(m, xid, msg::REQUEST).frame(&l2, SERVER);
+        assert_eq!(f.run(&request), XDP_PASS);
+        let e = f.entry(m).expect("entry");
+        assert_eq!((e.xid, e.vlan, e.dhcp_msg), (xid, vlan, msg::REQUEST));
+        assert_eq!(f.delta(), vec![("dhcp_request_pass", 1)]);
+        assert!(f.events().is_empty());
+    }
+    assert_eq!(f.entry(m).expect("entry").dhcp_pkts, 3);
 }
 
 /// XDP caches the daemon's admission state in the client's entry; every
