@@ -64,6 +64,71 @@ pub struct TftpArgs {
     /// `smi-tftp-bench-server` next to this binary), to compare builds.
     #[arg(long)]
     pub proxy_server: Option<PathBuf>,
+    /// `tftp`: which CPUs the servers and the load generator run on.
+    #[arg(long, value_enum, default_value_t = Placement::Free)]
+    pub placement: Placement,
+}
+
+/// Which CPUs the servers and the load generator run on (both servers
+/// alike; tftpd-hpa's transfer processes inherit its CPUs).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The servers on the first CPU, the generator on the others: neither
+    /// competes with the other for a CPU, and every wake-up crosses CPUs,
+    /// as between a server and clients on other hosts.
+    Split,
+    /// Everything on the first CPU: no wake-up crosses CPUs.
+    Shared,
+    /// Wherever the kernel puts them.
+    Free,
+}
+
+/// The CPUs a party of the bench may run on; `None`: any.
+type Cpus = Option<Vec<usize>>;
+
+impl Placement {
+    /// The CPUs of the servers and of the generator.
+    fn cpus(self) -> anyhow::Result<(Cpus, Cpus)> {
+        let online = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(match self {
+            Placement::Free => (None, None),
+            Placement::Shared => (Some(vec![0]), Some(vec![0])),
+            Placement::Split => {
+                ensure!(
+                    online >= 2,
+                    "--placement split needs two CPUs, this machine has {online}"
+                );
+                (Some(vec![0]), Some((1..online).collect()))
+            }
+        })
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Placement::Split => "servers on CPU 0, the generator on the other CPUs",
+            Placement::Shared => "servers and generator all on CPU 0",
+            Placement::Free => "CPUs as the kernel places them",
+        }
+    }
+}
+
+/// Restricts the calling thread (`pid` 0), or process `pid`, to `cpus`;
+/// threads and processes it starts afterwards inherit them.
+fn pin(pid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it
+    // (indexes past its size are ignored by the macro's bounds check).
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Parses `256k`, `16m` or a number of bytes.
@@ -170,7 +235,12 @@ struct Server {
 impl Server {
     /// `smi-tftp-bench-server` with the files staged; reads the staged
     /// paths and the address from its stdout.
-    fn proxy(exe: Option<&Path>, dir: &Path, files: &[BenchFile]) -> anyhow::Result<Self> {
+    fn proxy(
+        exe: Option<&Path>,
+        dir: &Path,
+        files: &[BenchFile],
+        cpus: Option<&[usize]>,
+    ) -> anyhow::Result<Self> {
         let exe = match exe {
             Some(exe) => exe.to_owned(),
             None => std::env::current_exe()?.with_file_name("smi-tftp-bench-server"),
@@ -200,6 +270,8 @@ impl Server {
             }
         }
         let addr = addr.context("smi-tftp-bench-server stopped before it was ready")?;
+        // Ready: every thread it runs has started.
+        pin_server(&child, cpus)?;
         Ok(Server {
             kind: Kind::Proxy,
             child,
@@ -211,7 +283,7 @@ impl Server {
 
     /// `in.tftpd` in the foreground, chrooted to `dir`, on a free port;
     /// ready once it answers a request.
-    fn tftpd_hpa(dir: &Path, files: &[BenchFile]) -> anyhow::Result<Self> {
+    fn tftpd_hpa(dir: &Path, files: &[BenchFile], cpus: Option<&[usize]>) -> anyhow::Result<Self> {
         ensure!(
             Path::new(IN_TFTPD).exists(),
             "{IN_TFTPD} is missing: apt-get install tftpd-hpa (cargo xtask bench tftp does)"
@@ -229,8 +301,10 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .context("starting in.tftpd")?;
-        // Before any request: the transfers it forks are born in the group.
+        // Before any request: the transfers it forks are born in the group,
+        // on its CPUs.
         group.add(child.id())?;
+        pin_server(&child, cpus)?;
         let paths = files
             .iter()
             .map(|f| (f.name.clone(), f.name.clone()))
@@ -280,6 +354,20 @@ impl Drop for Server {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Restricts a server, every thread it has now, to `cpus`, if given.
+fn pin_server(child: &Child, cpus: Option<&[usize]>) -> anyhow::Result<()> {
+    let Some(cpus) = cpus else {
+        return Ok(());
+    };
+    let pid = child.id();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let tid: libc::pid_t = task?.file_name().to_string_lossy().parse()?;
+        pin(tid, cpus)
+            .with_context(|| format!("pinning thread {tid} of {pid} to CPUs {cpus:?}"))?;
+    }
+    Ok(())
 }
 
 /// Prefix of the cgroups of this bench, before the bench's pid.
@@ -404,10 +492,20 @@ pub fn run(args: &TftpArgs) -> anyhow::Result<()> {
     for case in &mut cases {
         case.file = files.iter().position(|f| f.len == case.len).unwrap_or(0);
     }
+    let (server_cpus, generator_cpus) = args.placement.cpus()?;
     let servers = [
-        Server::proxy(args.proxy_server.as_deref(), &dir.0, &files)?,
-        Server::tftpd_hpa(&dir.0, &files)?,
+        Server::proxy(
+            args.proxy_server.as_deref(),
+            &dir.0,
+            &files,
+            server_cpus.as_deref(),
+        )?,
+        Server::tftpd_hpa(&dir.0, &files, server_cpus.as_deref())?,
     ];
+    if let Some(cpus) = &generator_cpus {
+        // This thread, and so the generator's workers it starts.
+        pin(0, cpus).with_context(|| format!("pinning the generator to CPUs {cpus:?}"))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.generator_threads.max(1))
         .enable_all()
@@ -588,11 +686,13 @@ fn print_table(
          tftpd-hpa {} (in.tftpd -L -s, a process per transfer, files from the page cache); \
          MB = 10^6 bytes; CPU = user + system of the server's cgroup (tftpd-hpa's transfer processes included); \
          each case moves at least {} MiB; {:.0} s; load average {load_before} before the run; \
-         others = CPU the rest of the machine used during the case (the noise)",
+         others = CPU the rest of the machine used during the case (the noise); placement {:?}: {}",
         args.generator_threads,
         tftpd_hpa_version(),
         args.min_mib,
         took.as_secs_f64(),
+        args.placement,
+        args.placement.describe(),
     );
     println!(
         "\n| size | clients | downloads per client | blksize | server | MB/s | server CPU s | CPU ms per MB | ratio proxy/tftpd-hpa (MB/s; CPU per MB) | resends | others CPU s | goal |"
