@@ -31,7 +31,7 @@ mod smi;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::macros::{map, xdp};
-use aya_ebpf::maps::LruHashMap;
+use aya_ebpf::maps::{DevMap, LruHashMap};
 use aya_ebpf::programs::XdpContext;
 use network_types::eth::{EthHdr, EtherType};
 use network_types::ip::{IpProto, Ipv4Hdr};
@@ -356,6 +356,20 @@ fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
 #[xdp]
 pub fn ref_pass(_ctx: XdpContext) -> u32 {
     XDP_PASS
+}
+
+/// Benchmark feeder's target: the interface at index 0 (never used by the
+/// classifier).
+#[map(name = "REF_REDIRECT")]
+static REF_REDIRECT: DevMap = DevMap::with_max_entries(1, 0);
+
+/// Benchmark feeder: redirects every frame to the interface in
+/// `REF_REDIRECT`. Redirected into a veth, a frame reaches the XDP program
+/// of the veth's peer as a frame in its ring, not as an skb: as a NIC
+/// driver with native XDP hands frames over.
+#[xdp]
+pub fn ref_redirect(_ctx: XdpContext) -> u32 {
+    REF_REDIRECT.redirect(0, 0).unwrap_or(XDP_PASS)
 }
 
 /// Benchmark reference map (never used by the classifier).
