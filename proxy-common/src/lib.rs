@@ -31,8 +31,9 @@ pub const VLAN_WORDS: usize = 64;
 pub mod maps {
     /// Client MAC -> [`crate::ClientEntry`] (LRU hash, pinned).
     pub const CLIENTS: &str = "CLIENTS";
-    /// One [`crate::Policy`] at index 0 (array).
-    pub const POLICY: &str = "POLICY";
+    /// One [`crate::Policy`] at index 0: the classifier's global variable
+    /// in the data section of this name, which aya loads as an array.
+    pub const POLICY: &str = ".data.policy";
     /// Per-CPU counters indexed by [`crate::counter`] (per-CPU array).
     pub const COUNTERS: &str = "COUNTERS";
     /// [`crate::Event`]s to user space (ring buffer).

@@ -10,12 +10,12 @@ use aya_ebpf::programs::XdpContext;
 use network_types::eth::EthHdr;
 use network_types::ip::Ipv4Hdr;
 use network_types::udp::UdpHdr;
-use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, Policy, counter, event, state};
+use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, counter, event, state};
 
 use crate::headers::{Bootp, head, ptr_at, u8_at};
 use crate::maps::{
-    CLIENTS, DHCP_TRUSTED, EVENTS, SERVER_EVENT_TS, add, admission, count, count_pass, now_ns,
-    rate_allows,
+    CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass,
+    now_ns, rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -76,9 +76,9 @@ fn options(ctx: &XdpContext, start: usize) -> Result<&'static Options, Stop> {
     match walk_options(ctx.ctx, start as u32) {
         WALK_OK => {}
         WALK_MALFORMED => return Err(Stop::DhcpMalformed),
-        _ => return Err(Stop::NoPolicy),
+        _ => return Err(Stop::NoScratch),
     }
-    let o = SCRATCH.get_ptr_mut(0).ok_or(Stop::NoPolicy)?;
+    let o = SCRATCH.get_ptr_mut(0).ok_or(Stop::NoScratch)?;
     // SAFETY: map values live as long as the program.
     Ok(unsafe { &*o })
 }
@@ -171,7 +171,7 @@ pub extern "C" fn walk_options(raw: *mut xdp_md, start: u32) -> u32 {
 #[inline(never)]
 pub(crate) fn dhcp(
     raw: *mut xdp_md,
-    policy: &Policy,
+    policy: Policy,
     l2: &L2,
     bootp: usize,
     from_client: bool,
@@ -249,7 +249,7 @@ pub(crate) fn dhcp(
         let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
         // SAFETY: read-only lookup of a plain value.
         let trusted =
-            policy.dhcp_trusted_only == 0 || unsafe { DHCP_TRUSTED.get(&ifindex) }.is_some();
+            !policy.dhcp_trusted_only() || unsafe { DHCP_TRUSTED.get(&ifindex) }.is_some();
         if !trusted {
             count(counter::DHCP_OFFER_UNTRUSTED);
         } else if rate_allows(&SERVER_EVENT_TS, now, SERVER_EVENT_GAP_NS) {
@@ -391,7 +391,7 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
 /// and the first option, and every field is read at its constant offset.
 /// `false` when the frame is not that or not steady: [`dhcp`] then decides.
 #[inline(always)]
-pub(crate) fn steady_plain(ctx: &XdpContext, policy: &Policy) -> bool {
+pub(crate) fn steady_plain(ctx: &XdpContext, policy: Policy) -> bool {
     let from_client = true;
     const BOOTP: usize = crate::PLAIN_L4 + size_of::<UdpHdr>();
     const FIRST: usize = BOOTP + size_of::<Bootp>();
@@ -413,7 +413,7 @@ pub(crate) fn steady_plain(ctx: &XdpContext, policy: &Policy) -> bool {
     let l2 = L2 {
         // SAFETY: as above.
         src: unsafe { (*p.cast::<EthHdr>()).src_addr },
-        vlan: policy.untagged_vlan,
+        vlan: policy.untagged_vlan(),
         svlan: 0,
         l3: size_of::<EthHdr>(),
         len: (ctx.data_end() - ctx.data()) as u64,

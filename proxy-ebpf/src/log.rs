@@ -18,7 +18,7 @@ use aya_ebpf::programs::XdpContext;
 use proxy_common::drop_reason;
 
 use crate::headers::src_mac;
-use crate::maps::{POLICY, rate_allows};
+use crate::maps::{Policy, rate_allows};
 
 /// At most one line per CPU per this many nanoseconds: a debug switch
 /// turned on during a flood costs a bounded 100 lines a second per CPU.
@@ -47,10 +47,7 @@ fn mac_of(word: u64) -> [u8; 6] {
 /// CPU wrote none in the last [`LOG_GAP_NS`].
 #[inline(always)]
 fn allowed(now: u64) -> bool {
-    let Some(policy) = POLICY.get(0) else {
-        return false;
-    };
-    policy.log_events != 0 && rate_allows(&LOG_TS, now, LOG_GAP_NS)
+    Policy.log_events() && rate_allows(&LOG_TS, now, LOG_GAP_NS)
 }
 
 /// Logs a dropped SMI segment from `mac` on `vlan`, with its

@@ -37,12 +37,10 @@ use network_types::eth::{EthHdr, EtherType};
 use network_types::ip::{IpProto, Ipv4Hdr};
 use network_types::udp::UdpHdr;
 use network_types::vlan::VlanHdr;
-use proxy_common::{
-    ClientEntry, ClientKey, Policy, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state,
-};
+use proxy_common::{ClientEntry, ClientKey, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state};
 
 use headers::{L4_DST_PORT, L4_SRC_PORT, be16_at, ether_type, ptr_at, src_mac};
-use maps::{POLICY, add, admission, count, count_pass, now_ns};
+use maps::{Policy, add, admission, count, count_pass, now_ns};
 
 const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
@@ -53,8 +51,8 @@ enum Stop {
     Truncated,
     /// A DHCP frame whose options are malformed.
     DhcpMalformed,
-    /// The policy map is not readable (should not happen).
-    NoPolicy,
+    /// The option walk's scratch map is not readable (should not happen).
+    NoScratch,
 }
 
 /// The classifier: parses the frame and returns its verdict.
@@ -67,7 +65,7 @@ pub fn smi_classifier(ctx: XdpContext) -> u32 {
             log::dhcp_malformed(ctx.ctx);
             count_pass(counter::DHCP_MALFORMED_PASS)
         }
-        Err(Stop::NoPolicy) => XDP_PASS,
+        Err(Stop::NoScratch) => XDP_PASS,
     }
 }
 
@@ -191,14 +189,14 @@ fn fast(ctx: &XdpContext) -> Option<u32> {
     }
     let (sport, dport) = (be(34), be(36));
     if proto == IpProto::Udp as u8 && (sport, dport) == (BOOTPC, BOOTPS) {
-        return dhcp::steady_plain(ctx, policy().ok()?).then_some(XDP_PASS);
+        return dhcp::steady_plain(ctx, Policy).then_some(XDP_PASS);
     }
     if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {
         let l4_len = usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>());
-        let policy = policy().ok()?;
+        let policy = Policy;
         let l2 = L2 {
             src: [at(6), at(7), at(8), at(9), at(10), at(11)],
-            vlan: policy.untagged_vlan,
+            vlan: policy.untagged_vlan(),
             svlan: 0,
             l3: size_of::<EthHdr>(),
             len: (ctx.data_end() - data) as u64,
@@ -282,13 +280,13 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
         Class::TftpRequest => director_port(src_mac(ctx)?, counter::TFTP_DROP_NOT_ADMITTED),
         Class::Telnet => director_port(src_mac(ctx)?, counter::TELNET_DROP_NOT_ADMITTED),
         Class::Smi { to_director } => {
-            let policy = policy()?;
+            let policy = Policy;
             let l2 = l2(ctx, &h, policy)?;
             let len_word = || smi::len_word(ctx, h.l4, h.l4_len);
             smi::smi(policy, &l2, to_director, len_word)
         }
         Class::Dhcp { from_client } => {
-            let policy = policy()?;
+            let policy = Policy;
             let l2 = l2(ctx, &h, policy)?;
             let bootp = h.l4 + size_of::<UdpHdr>();
             dhcp::dhcp(ctx.ctx, policy, &l2, bootp, from_client)
@@ -296,16 +294,10 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
     }
 }
 
-/// The daemon's policy.
-#[inline(always)]
-fn policy() -> Result<&'static Policy, Stop> {
-    POLICY.get(0).ok_or(Stop::NoPolicy)
-}
-
 /// Where the frame's L2 headers put its client (an untagged frame is on
 /// the policy's untagged VLAN).
 #[inline(always)]
-fn l2(ctx: &XdpContext, h: &Headers, policy: &Policy) -> Result<L2, Stop> {
+fn l2(ctx: &XdpContext, h: &Headers, policy: Policy) -> Result<L2, Stop> {
     let vid = |tag: usize| {
         let off = size_of::<EthHdr>() + tag * size_of::<VlanHdr>();
         // SAFETY: bounds checked by `ptr_at`; copied out, as the frame does
@@ -313,7 +305,7 @@ fn l2(ctx: &XdpContext, h: &Headers, policy: &Policy) -> Result<L2, Stop> {
         Ok::<_, Stop>(unsafe { ptr_at::<VlanHdr>(ctx, off)?.read_unaligned() }.vid())
     };
     let (vlan, svlan) = match h.ntags {
-        0 => (policy.untagged_vlan, 0),
+        0 => (policy.untagged_vlan(), 0),
         1 => (vid(0)?, 0),
         _ => (vid(1)?, vid(0)?),
     };
@@ -345,8 +337,7 @@ fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
         return Ok(XDP_PASS);
     }
     count(dropped);
-    let policy = policy()?;
-    if policy.enforce == 0 {
+    if !Policy.enforce() {
         return Ok(count_pass(counter::SMI_WOULD_DROP));
     }
     Ok(XDP_DROP)

@@ -4,12 +4,12 @@
 use aya_ebpf::bindings::xdp_action::XDP_DROP;
 use aya_ebpf::programs::XdpContext;
 use network_types::tcp::TcpHdr;
-use proxy_common::{ClientKey, Event, OPT_BYTES, Policy, counter, drop_reason, event, state};
+use proxy_common::{ClientKey, Event, OPT_BYTES, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, head, ptr_at};
 use crate::maps::{
-    CLIENTS, DROP_EVENT_TS, EVENTS, add, admission, count, count_pass, decisive_state, now_ns,
-    rate_allows,
+    CLIENTS, DROP_EVENT_TS, EVENTS, Policy, add, admission, count, count_pass, decisive_state,
+    now_ns, rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -22,7 +22,7 @@ const DROP_EVENT_GAP_NS: u64 = 1_000_000;
 /// is otherwise admitted.
 #[inline(always)]
 pub(crate) fn smi(
-    policy: &Policy,
+    policy: Policy,
     l2: &L2,
     to_director: bool,
     read_len_word: impl FnOnce() -> Result<u32, Stop>,
@@ -45,9 +45,9 @@ pub(crate) fn smi(
         reason = drop_reason::WRONG_VLAN;
     } else if !admitted {
         reason = drop_reason::NOT_ADMITTED;
-    } else if policy.smi_len_cap != 0 {
+    } else if policy.smi_len_cap() != 0 {
         len_word = read_len_word()?;
-        if len_word > policy.smi_len_cap {
+        if len_word > policy.smi_len_cap() {
             reason = drop_reason::OVERSIZE;
         }
     }
@@ -63,7 +63,7 @@ pub(crate) fn smi(
         }
         return Ok(count_pass(counter::SMI_PASS));
     }
-    if policy.enforce == 0 {
+    if !policy.enforce() {
         return Ok(count_pass(counter::SMI_WOULD_DROP));
     }
     count(match reason {
@@ -81,7 +81,7 @@ pub(crate) fn smi(
     // SAFETY: a plain read of a local.
     let mac = unsafe { core::ptr::read_volatile(&raw const key.mac) };
     emit_drop(now, mac, l2, reason, len_word);
-    if policy.log_events != 0 {
+    if policy.log_events() {
         crate::log::smi_dropped(
             crate::log::mac_word(mac),
             u32::from(l2.vlan),
