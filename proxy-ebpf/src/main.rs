@@ -159,9 +159,10 @@ fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
 /// steady state, and SMI; `None` leaves the frame to the general path
 /// ([`headers`]), which reads it again.
 ///
-/// Every protocol's call here has its direction as a constant, and none
-/// goes through [`Class`]: LLVM otherwise kept the class and direction in
-/// registers (and on the stack) across the protocol's code.
+/// No call here goes through [`Class`], and DHCP's direction is a
+/// constant (requests only): through the class, LLVM kept the class and
+/// the direction in registers, and on the stack, across the protocol's
+/// code.
 #[inline(always)]
 fn fast(ctx: &XdpContext) -> Option<u32> {
     let data = ctx.data();
