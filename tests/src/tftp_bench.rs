@@ -115,8 +115,9 @@ impl Placement {
 /// Restricts the calling thread (`pid` 0), or process `pid`, to `cpus`;
 /// threads and processes it starts afterwards inherit them.
 fn pin(pid: libc::pid_t, cpus: &[usize]) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it
-    // (indexes past its size are ignored by the macro's bounds check).
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET indexes its
+    // words with a bounds check (a CPU past the set panics, it writes
+    // nothing outside); sched_setaffinity reads the set we pass.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         for &cpu in cpus {
