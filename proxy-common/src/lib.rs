@@ -205,16 +205,21 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Where `vlan` is in [`Policy::startup_vlans`]: the word's index and
+    /// the bit within it (ids past 4095 wrap, never index out of bounds).
+    pub const fn startup_vlan_bit(vlan: u16) -> (usize, u64) {
+        ((vlan as usize >> 6) & (VLAN_WORDS - 1), 1u64 << (vlan & 63))
+    }
+
     /// Whether `vlan` is a startup VLAN.
     pub const fn is_startup_vlan(&self, vlan: u16) -> bool {
-        let w = (vlan as usize >> 6) & (VLAN_WORDS - 1);
-        self.startup_vlans[w] & (1u64 << (vlan & 63)) != 0
+        let (w, bit) = Self::startup_vlan_bit(vlan);
+        self.startup_vlans[w] & bit != 0
     }
 
     /// Adds or removes `vlan` (0..4095) from the startup set.
     pub fn set_startup_vlan(&mut self, vlan: u16, on: bool) {
-        let w = (vlan as usize >> 6) & (VLAN_WORDS - 1);
-        let bit = 1u64 << (vlan & 63);
+        let (w, bit) = Self::startup_vlan_bit(vlan);
         if on {
             self.startup_vlans[w] |= bit;
         } else {

@@ -395,7 +395,7 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
 /// and the first option, and every field is read at its constant offset.
 /// `false` when the frame is not that or not steady: [`dhcp`] then decides.
 #[inline(always)]
-pub(crate) fn steady_plain(ctx: &XdpContext, policy: Policy) -> bool {
+pub(crate) fn steady_plain(ctx: &XdpContext) -> bool {
     let from_client = true;
     const BOOTP: usize = crate::PLAIN_L4 + size_of::<UdpHdr>();
     const FIRST: usize = BOOTP + size_of::<Bootp>();
@@ -414,14 +414,8 @@ pub(crate) fn steady_plain(ctx: &XdpContext, policy: Policy) -> bool {
     if !unsafe { well_formed(b, from_client) } {
         return false;
     }
-    let l2 = L2 {
-        // SAFETY: as above.
-        src: unsafe { (*p.cast::<EthHdr>()).src_addr },
-        vlan: policy.untagged_vlan(),
-        svlan: 0,
-        l3: size_of::<EthHdr>(),
-        len: (ctx.data_end() - ctx.data()) as u64,
-    };
+    // SAFETY: as above.
+    let l2 = L2::untagged(ctx, unsafe { (*p.cast::<EthHdr>()).src_addr });
     // SAFETY: as above, and well formed.
     unsafe { steady(&l2, b, first, from_client) }
 }

@@ -80,6 +80,21 @@ struct L2 {
     len: u64,
 }
 
+impl L2 {
+    /// An untagged frame's client, whose source MAC is `src`: on the
+    /// policy's untagged VLAN.
+    #[inline(always)]
+    fn untagged(ctx: &XdpContext, src: [u8; 6]) -> Self {
+        L2 {
+            src,
+            vlan: Policy.untagged_vlan(),
+            svlan: 0,
+            l3: size_of::<EthHdr>(),
+            len: (ctx.data_end() - ctx.data()) as u64,
+        }
+    }
+}
+
 /// A frame's headers up to its L4 ports, as the general parse
 /// ([`headers`]) found them: what [`classify`] decides on. The source MAC
 /// and the tags are read again where needed, at fixed offsets.
@@ -190,20 +205,13 @@ fn fast(ctx: &XdpContext) -> Option<u32> {
     }
     let (sport, dport) = (be(34), be(36));
     if proto == IpProto::Udp as u8 && (sport, dport) == (BOOTPC, BOOTPS) {
-        return dhcp::steady_plain(ctx, Policy).then_some(XDP_PASS);
+        return dhcp::steady_plain(ctx).then_some(XDP_PASS);
     }
     if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {
         let l4_len = usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>());
-        let policy = Policy;
-        let l2 = L2 {
-            src: [at(6), at(7), at(8), at(9), at(10), at(11)],
-            vlan: policy.untagged_vlan(),
-            svlan: 0,
-            l3: size_of::<EthHdr>(),
-            len: (ctx.data_end() - data) as u64,
-        };
+        let l2 = L2::untagged(ctx, [at(6), at(7), at(8), at(9), at(10), at(11)]);
         let len_word = || smi::len_word_plain(ctx, l4_len);
-        return smi::smi(policy, &l2, dport == SMI_PORT, len_word).ok();
+        return smi::smi(Policy, &l2, dport == SMI_PORT, len_word).ok();
     }
     class_of(proto, sport, dport).is_none().then_some(XDP_PASS)
 }

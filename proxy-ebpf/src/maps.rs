@@ -7,8 +7,7 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use proxy_common::{
-    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, VLAN_WORDS,
-    admission_cache, counter,
+    CLIENTS_MAX, ClientEntry, ClientKey, DHCP_TRUSTED_MAX, EVENTS_BYTES, admission_cache, counter,
 };
 
 /// Client MAC -> state; pinned so that a daemon restart keeps it.
@@ -61,10 +60,10 @@ impl Policy {
     /// Whether `vlan` is a startup VLAN.
     #[inline(always)]
     pub(crate) fn is_startup_vlan(self, vlan: u16) -> bool {
-        let w = (usize::from(vlan) >> 6) & (VLAN_WORDS - 1);
+        let (w, bit) = proxy_common::Policy::startup_vlan_bit(vlan);
         // SAFETY: as in `policy_field`; `w` is within the bitmap.
         let word = unsafe { core::ptr::read_volatile(&raw const POLICY.startup_vlans[w]) };
-        word & (1u64 << (vlan & 63)) != 0
+        word & bit != 0
     }
 
     /// Whether refused frames are dropped (else counted and passed).

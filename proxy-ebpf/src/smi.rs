@@ -117,7 +117,7 @@ pub(crate) fn len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32
 pub(crate) fn len_word_plain(ctx: &XdpContext, l4_len: usize) -> Result<u32, Stop> {
     const TCP: usize = crate::PLAIN_L4;
     const SMI: usize = TCP + size_of::<TcpHdr>();
-    let p = head::<[u8; TCP + size_of::<TcpHdr>()]>(ctx)?;
+    let p = head::<[u8; SMI]>(ctx)?;
     // SAFETY: bounds checked by `head`; `TcpHdr` is all bytes (align 1).
     let doff = usize::from(unsafe { (*p.cast::<u8>().add(TCP).cast::<TcpHdr>()).doff() }) * 4;
     if doff < size_of::<TcpHdr>() || l4_len < doff + size_of::<SmiHdr>() {

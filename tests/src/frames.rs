@@ -78,6 +78,14 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// Header options padded with `fill` (IPv4 END 0, TCP NOP 1) to a
+/// multiple of four bytes, as a header length in words needs.
+fn padded_to_words(options: &[u8], fill: u8) -> Vec<u8> {
+    let mut padded = options.to_vec();
+    padded.resize(options.len().next_multiple_of(4), fill);
+    padded
+}
+
 /// An IPv4 packet inside `l2`, with `ip_options` (padded to 4 bytes).
 pub fn ipv4(
     l2: &L2,
@@ -87,10 +95,7 @@ pub fn ipv4(
     ip_options: &[u8],
     l4: &[u8],
 ) -> Vec<u8> {
-    let mut opts = ip_options.to_vec();
-    while !opts.len().is_multiple_of(4) {
-        opts.push(0);
-    }
+    let opts = padded_to_words(ip_options, 0);
     let ihl = 20 + opts.len();
     let total = (ihl + l4.len()) as u16;
     let mut ip = Vec::with_capacity(ihl);
@@ -135,10 +140,7 @@ pub fn tcp_with_options(
     options: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut opts = options.to_vec();
-    while !opts.len().is_multiple_of(4) {
-        opts.push(1);
-    }
+    let opts = padded_to_words(options, 1);
     let words = u8::try_from(5 + opts.len() / 4).expect("TCP options fit the header");
     let mut t = Vec::with_capacity(20 + opts.len() + payload.len());
     t.extend_from_slice(&sport.to_be_bytes());
