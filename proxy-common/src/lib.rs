@@ -55,8 +55,10 @@ pub const XDP_PROGRAM: &str = "smi_classifier";
 /// program and one that does a single hash lookup + update.
 pub const REFERENCE_PROGRAMS: [&str; 2] = ["ref_pass", "ref_lookup_update"];
 
-/// Key of the client map: the client's MAC address.
-#[repr(C)]
+/// Key of the client map: the client's MAC address. Aligned to 8 bytes,
+/// so that the classifier can store one in a single aligned word (the
+/// verifier refuses misaligned stack accesses).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ClientKey {
     /// Client MAC (the BOOTP `chaddr`, or the Ethernet source for SMI frames).
@@ -360,7 +362,7 @@ pub mod counter {
     ];
 }
 
-const _: () = assert!(size_of::<ClientKey>() == 8);
+const _: () = assert!(size_of::<ClientKey>() == 8 && core::mem::align_of::<ClientKey>() == 8);
 const _: () = assert!(size_of::<ClientEntry>() == 80);
 const _: () = assert!(size_of::<Policy>() == 16 + 8 * VLAN_WORDS);
 const _: () = assert!(size_of::<Event>() == 40 + 2 * OPT_BYTES);

@@ -14,7 +14,7 @@ use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, counter, event, sta
 
 use crate::headers::{Bootp, head, ptr_at, u8_at};
 use crate::maps::{
-    CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass,
+    CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass, key,
     now_ns, rate_allows,
 };
 use crate::{L2, Stop};
@@ -196,7 +196,7 @@ pub(crate) fn dhcp(
     }
     // SAFETY: bounds checked by `ptr_at`; `Bootp` is all bytes (align 1).
     let (xid, chaddr, yiaddr) = unsafe { (u32::from_be_bytes((*b).xid), (*b).chaddr, (*b).yiaddr) };
-    let key = ClientKey::new(chaddr);
+    let key = key(chaddr);
     let now = now_ns();
     // One walk for every other case (a single call site keeps the
     // verifier's work on it linear).
@@ -264,7 +264,7 @@ pub(crate) fn dhcp(
                 ctx,
                 event::DHCP_SERVER_SEEN,
                 now,
-                l2.src,
+                l2.src.mac,
                 l2,
                 xid,
                 opts,
@@ -372,7 +372,7 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
         return false;
     }
     // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
-    let Some(e) = CLIENTS.get_ptr_mut(&ClientKey::new(unsafe { (*b).chaddr })) else {
+    let Some(e) = CLIENTS.get_ptr_mut(&key(unsafe { (*b).chaddr })) else {
         return false;
     };
     // SAFETY: map value pointer from a successful lookup; `b` as above.

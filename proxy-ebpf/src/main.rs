@@ -71,7 +71,8 @@ pub fn smi_classifier(ctx: XdpContext) -> u32 {
 
 /// Where the L2 headers put the client.
 struct L2 {
-    src: [u8; 6],
+    /// The source MAC, as a client map key.
+    src: ClientKey,
     vlan: u16,
     svlan: u16,
     /// Offset of the IPv4 header.
@@ -86,7 +87,7 @@ impl L2 {
     #[inline(always)]
     fn untagged(ctx: &XdpContext, src: [u8; 6]) -> Self {
         L2 {
-            src,
+            src: maps::key(src),
             vlan: Policy.untagged_vlan(),
             svlan: 0,
             l3: size_of::<EthHdr>(),
@@ -319,7 +320,7 @@ fn l2(ctx: &XdpContext, h: &Headers, policy: Policy) -> Result<L2, Stop> {
         _ => (vid(1)?, vid(0)?),
     };
     Ok(L2 {
-        src: src_mac(ctx)?,
+        src: maps::key(src_mac(ctx)?),
         vlan,
         svlan,
         l3: size_of::<EthHdr>() + h.ntags * size_of::<VlanHdr>(),
@@ -341,7 +342,7 @@ fn is_vlan_tpid(t: u16) -> bool {
 /// `src` is the frame's source MAC, `dropped` the counter of a refusal.
 #[inline(never)]
 fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
-    let key = ClientKey::new(src);
+    let key = maps::key(src);
     if admission(&key).is_some_and(state::admits_smi) {
         return Ok(XDP_PASS);
     }
@@ -384,7 +385,7 @@ pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
     let Ok(src) = src_mac(&ctx) else {
         return XDP_PASS;
     };
-    let key = ClientKey::new(src);
+    let key = maps::key(src);
     match REF_CLIENTS.get_ptr_mut(&key) {
         // SAFETY: map value pointer from a successful lookup.
         Some(e) => unsafe {

@@ -4,7 +4,7 @@
 use aya_ebpf::bindings::xdp_action::XDP_DROP;
 use aya_ebpf::programs::XdpContext;
 use network_types::tcp::TcpHdr;
-use proxy_common::{ClientKey, Event, OPT_BYTES, counter, drop_reason, event, state};
+use proxy_common::{Event, OPT_BYTES, counter, drop_reason, event, state};
 
 use crate::headers::{SmiHdr, head, ptr_at};
 use crate::maps::{
@@ -27,12 +27,12 @@ pub(crate) fn smi(
     to_director: bool,
     read_len_word: impl FnOnce() -> Result<u32, Stop>,
 ) -> Result<u32, Stop> {
-    let key = ClientKey::new(l2.src);
-    let entry = CLIENTS.get_ptr_mut(&key);
+    let key = &l2.src;
+    let entry = CLIENTS.get_ptr_mut(key);
     let st = match entry {
         // SAFETY: map value pointer from a successful lookup of `key`.
-        Some(e) => unsafe { decisive_state(e, &key) },
-        None => admission(&key).unwrap_or(0),
+        Some(e) => unsafe { decisive_state(e, key) },
+        None => admission(key).unwrap_or(0),
     };
     let admitted = if to_director {
         state::admits_smi(st)
@@ -75,11 +75,7 @@ pub(crate) fn smi(
         // SAFETY: map value pointer from a successful lookup.
         unsafe { add(&raw mut (*e).smi_dropped, 1) };
     }
-    // The MAC read back from the key on the stack: read from `l2` (or the
-    // key as such), LLVM kept a copy of each byte on the stack across the
-    // admitted path's calls, a dozen instructions on every segment.
-    // SAFETY: a plain read of a local.
-    let mac = unsafe { core::ptr::read_volatile(&raw const key.mac) };
+    let mac = key.mac;
     emit_drop(now, mac, l2, reason, len_word);
     if policy.log_events() {
         crate::log::smi_dropped(
