@@ -15,7 +15,7 @@ use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, counter, event, sta
 use crate::headers::{Bootp, head, ptr_at, u8_at};
 use crate::maps::{
     CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass, key,
-    now_ns, rate_allows,
+    key_at, now_ns, rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -335,12 +335,20 @@ pub(crate) fn dhcp(
 /// `b` must be within the frame.
 #[inline(always)]
 unsafe fn well_formed(b: *const Bootp, from_client: bool) -> bool {
-    // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
-    let (op, htype, hlen, cookie) = unsafe { ((*b).op, (*b).htype, (*b).hlen, (*b).cookie) };
-    cookie == DHCP_MAGIC.to_be_bytes()
-        && htype == 1
-        && hlen == 6
-        && op == if from_client { 1 } else { 2 }
+    let op = if from_client { 1 } else { 2 };
+    // `op`, `htype` and `hlen` in one word, as they lie in the frame.
+    let (want, mask) = (
+        u32::from_ne_bytes([op, 1, 6, 0]),
+        u32::from_ne_bytes([0xff, 0xff, 0xff, 0]),
+    );
+    // SAFETY: within the frame (caller); unaligned reads of its bytes.
+    let (first, cookie) = unsafe {
+        (
+            b.cast::<u32>().read_unaligned(),
+            (&raw const (*b).cookie).read_unaligned(),
+        )
+    };
+    cookie == DHCP_MAGIC.to_be_bytes() && first & mask == want
 }
 
 /// The fast path of a known client in a steady state: its message type is
@@ -372,7 +380,7 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
         return false;
     }
     // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
-    let Some(e) = CLIENTS.get_ptr_mut(&key(unsafe { (*b).chaddr })) else {
+    let Some(e) = CLIENTS.get_ptr_mut(&unsafe { key_at(&raw const (*b).chaddr) }) else {
         return false;
     };
     // SAFETY: map value pointer from a successful lookup; `b` as above.
@@ -415,7 +423,9 @@ pub(crate) fn steady_plain(ctx: &XdpContext) -> bool {
         return false;
     }
     // SAFETY: as above.
-    let l2 = L2::untagged(ctx, unsafe { (*p.cast::<EthHdr>()).src_addr });
+    let l2 = L2::untagged(ctx, unsafe {
+        key_at(&raw const (*p.cast::<EthHdr>()).src_addr)
+    });
     // SAFETY: as above, and well formed.
     unsafe { steady(&l2, b, first, from_client) }
 }

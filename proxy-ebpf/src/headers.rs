@@ -9,7 +9,10 @@ use network_types::eth::EthHdr;
 use network_types::tcp::TcpHdr;
 use network_types::udp::UdpHdr;
 
+use proxy_common::ClientKey;
+
 use crate::Stop;
+use crate::maps::key_at;
 
 /// Pointer to a `T` at `off`, or `Truncated` when the frame is shorter.
 ///
@@ -40,6 +43,14 @@ pub(crate) fn src_mac(ctx: &XdpContext) -> Result<[u8; 6], Stop> {
     let eth = head::<EthHdr>(ctx)?;
     // SAFETY: bounds checked by `head`; a byte array needs no alignment.
     Ok(unsafe { (*eth).src_addr })
+}
+
+/// The frame's source MAC address as a client map key, or `Truncated`.
+#[inline(always)]
+pub(crate) fn src_key(ctx: &XdpContext) -> Result<ClientKey, Stop> {
+    let eth = head::<EthHdr>(ctx)?;
+    // SAFETY: bounds checked by `head`.
+    Ok(unsafe { key_at(&raw const (*eth).src_addr) })
 }
 
 /// Pointer to a `T` at the start of the frame, or `Truncated` when the

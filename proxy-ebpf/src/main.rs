@@ -39,8 +39,8 @@ use network_types::udp::UdpHdr;
 use network_types::vlan::VlanHdr;
 use proxy_common::{ClientEntry, ClientKey, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state};
 
-use headers::{L4_DST_PORT, L4_SRC_PORT, be16_at, ether_type, ptr_at, src_mac};
-use maps::{Policy, add, admission, count, count_pass, now_ns};
+use headers::{L4_DST_PORT, L4_SRC_PORT, be16_at, ether_type, ptr_at, src_key};
+use maps::{Policy, add, admission, count, count_pass, key_at, now_ns};
 
 const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
@@ -85,9 +85,9 @@ impl L2 {
     /// An untagged frame's client, whose source MAC is `src`: on the
     /// policy's untagged VLAN.
     #[inline(always)]
-    fn untagged(ctx: &XdpContext, src: [u8; 6]) -> Self {
+    fn untagged(ctx: &XdpContext, src: ClientKey) -> Self {
         L2 {
-            src: maps::key(src),
+            src,
             vlan: Policy.untagged_vlan(),
             svlan: 0,
             l3: size_of::<EthHdr>(),
@@ -188,29 +188,44 @@ fn fast(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let p = data as *const u8;
-    // Read through the raw pointer, each byte where it is needed: from a
+    // Read through the raw pointer, each field where it is needed: from a
     // reference LLVM would load the whole prefix up front, before the
-    // checks that send most frames away.
+    // checks that send most frames away. Multi-byte fields are one load
+    // each (see `build.rs`), compared as they lie on the wire.
     let at = |i: usize| -> u8 {
         // SAFETY: `i < PLAIN_LEN`, within the frame by the check above.
         unsafe { p.add(i).read() }
     };
-    let be = |i: usize| u16::from_be_bytes([at(i), at(i + 1)]);
-    if at(12) != 0x08 || at(13) != 0x00 || at(14) != 0x45 {
+    // SAFETY (both): `i + 4 <= PLAIN_LEN`, within the frame as above.
+    let wire16 = |i: usize| unsafe { p.add(i).cast::<u16>().read_unaligned() };
+    let wire32 = |i: usize| unsafe { p.add(i).cast::<u32>().read_unaligned() };
+    let be = |i: usize| u16::from_be(wire16(i));
+    // EtherType IPv4 and an IPv4 header of 20 bytes (bytes 12 to 14).
+    let ipv4_plain = u32::from_ne_bytes([0x08, 0x00, 0x45, 0]);
+    if wire32(12) & u32::from_ne_bytes([0xff, 0xff, 0xff, 0]) != ipv4_plain {
         return None;
     }
     let proto = at(23);
+    // A later fragment (offset bits of bytes 20 and 21) has no L4 header.
+    let later_fragment = wire16(20) & u16::from_ne_bytes([0x1f, 0xff]) != 0;
+    // A DHCP request, both ports in one word.
+    let [c0, c1] = BOOTPC.to_be_bytes();
+    let [s0, s1] = BOOTPS.to_be_bytes();
+    if proto == IpProto::Udp as u8
+        && wire32(34) == u32::from_ne_bytes([c0, c1, s0, s1])
+        && !later_fragment
+    {
+        return dhcp::steady_plain(ctx).then_some(XDP_PASS);
+    }
     // Decided before anything else is read: most frames end here.
-    if !may_be_wanted(proto, at(34), at(36)) || at(20) & 0x1f != 0 || at(21) != 0 {
+    if !may_be_wanted(proto, at(34), at(36)) || later_fragment {
         return Some(XDP_PASS);
     }
     let (sport, dport) = (be(34), be(36));
-    if proto == IpProto::Udp as u8 && (sport, dport) == (BOOTPC, BOOTPS) {
-        return dhcp::steady_plain(ctx).then_some(XDP_PASS);
-    }
     if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {
         let l4_len = usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>());
-        let l2 = L2::untagged(ctx, [at(6), at(7), at(8), at(9), at(10), at(11)]);
+        // SAFETY: the source MAC is within `PLAIN_LEN`.
+        let l2 = L2::untagged(ctx, unsafe { key_at(p.add(6).cast()) });
         let len_word = || smi::len_word_plain(ctx, l4_len);
         return smi::smi(Policy, &l2, dport == SMI_PORT, len_word).ok();
     }
@@ -287,8 +302,8 @@ fn classify(ctx: &XdpContext) -> Result<u32, Stop> {
         return Ok(XDP_PASS);
     };
     match h.class {
-        Class::TftpRequest => director_port(src_mac(ctx)?, counter::TFTP_DROP_NOT_ADMITTED),
-        Class::Telnet => director_port(src_mac(ctx)?, counter::TELNET_DROP_NOT_ADMITTED),
+        Class::TftpRequest => director_port(src_key(ctx)?, counter::TFTP_DROP_NOT_ADMITTED),
+        Class::Telnet => director_port(src_key(ctx)?, counter::TELNET_DROP_NOT_ADMITTED),
         Class::Smi { to_director } => {
             let policy = Policy;
             let l2 = l2(ctx, &h, policy)?;
@@ -320,7 +335,7 @@ fn l2(ctx: &XdpContext, h: &Headers, policy: Policy) -> Result<L2, Stop> {
         _ => (vid(1)?, vid(0)?),
     };
     Ok(L2 {
-        src: maps::key(src_mac(ctx)?),
+        src: src_key(ctx)?,
         vlan,
         svlan,
         l3: size_of::<EthHdr>() + h.ntags * size_of::<VlanHdr>(),
@@ -341,9 +356,8 @@ fn is_vlan_tpid(t: u16) -> bool {
 /// without enforcement, counted and passed), before an skb exists.
 /// `src` is the frame's source MAC, `dropped` the counter of a refusal.
 #[inline(never)]
-fn director_port(src: [u8; 6], dropped: u32) -> Result<u32, Stop> {
-    let key = maps::key(src);
-    if admission(&key).is_some_and(state::admits_smi) {
+fn director_port(src: ClientKey, dropped: u32) -> Result<u32, Stop> {
+    if admission(&src).is_some_and(state::admits_smi) {
         return Ok(XDP_PASS);
     }
     count(dropped);
@@ -382,10 +396,9 @@ static REF_CLIENTS: LruHashMap<ClientKey, ClientEntry> = LruHashMap::with_max_en
 /// least any stateful classifier must do per frame.
 #[xdp]
 pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
-    let Ok(src) = src_mac(&ctx) else {
+    let Ok(key) = src_key(&ctx) else {
         return XDP_PASS;
     };
-    let key = maps::key(src);
     match REF_CLIENTS.get_ptr_mut(&key) {
         // SAFETY: map value pointer from a successful lookup.
         Some(e) => unsafe {

@@ -463,6 +463,47 @@ fn a_known_clients_steady_dhcp_records_the_vlan_it_came_on() {
     assert_eq!(f.entry(m).expect("entry").dhcp_pkts, 3);
 }
 
+/// The IPv4 fragment fields of `frame` (whose IPv4 header starts at `l3`)
+/// set to `flags_offset`: the flags' three bits and the offset in 8-byte
+/// units, as on the wire.
+fn fragmented(mut frame: Vec<u8>, l3: usize, flags_offset: u16) -> Vec<u8> {
+    frame[l3 + 6..l3 + 8].copy_from_slice(&flags_offset.to_be_bytes());
+    frame
+}
+
+/// A later fragment has no L4 header: bytes where the ports would be are
+/// payload, so it is neither DHCP nor SMI, on either parse, whatever they
+/// hold. A first fragment (more-fragments set, offset 0) has its header
+/// and is read as usual.
+#[test]
+fn a_later_fragment_is_not_read_for_ports() {
+    const MORE_FRAGMENTS: u16 = 0x2000;
+    let mut f = Fixture::new();
+    let (known, stranger) = (mac(0x51), mac(0x52));
+    f.learn(known, &L2::broadcast(known));
+    for (l2, l3) in [
+        (L2::broadcast(known), 14),
+        (L2::broadcast(known).tagged(1), 18),
+    ] {
+        let request = Dhcp::cisco_client(known, 0x5151, msg::REQUEST).frame(&l2, SERVER);
+        let smi = smi_frame(stranger, &l2, 8);
+        for offset in [1, 0x1fff, MORE_FRAGMENTS | 185] {
+            let before = f.entry(known).expect("entry").dhcp_pkts;
+            assert_eq!(f.run(&fragmented(request.clone(), l3, offset)), XDP_PASS);
+            assert_eq!(f.run(&fragmented(smi.clone(), l3, offset)), XDP_PASS);
+            assert_eq!(f.delta(), vec![], "offset {offset:#x}: not counted");
+            assert_eq!(f.entry(known).expect("entry").dhcp_pkts, before);
+        }
+        let first = fragmented(request, l3, MORE_FRAGMENTS);
+        assert_eq!(f.run(&first), XDP_PASS);
+        assert_eq!(f.delta(), vec![("dhcp_request_pass", 1)]);
+        let first_smi = fragmented(smi, l3, MORE_FRAGMENTS);
+        assert_eq!(f.run(&first_smi), XDP_DROP, "a first fragment is read");
+        assert_eq!(f.delta(), vec![("smi_drop_not_admitted", 1)]);
+        f.events();
+    }
+}
+
 /// XDP caches the daemon's admission state in the client's entry; every
 /// change of the daemon's state must reach the very next frame, and a
 /// reloaded program must not believe what the old one cached.
