@@ -106,28 +106,28 @@ pub(crate) fn len_word(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<u32
     Ok(unsafe { header_len_word(h) })
 }
 
-/// [`len_word`] for the common frame, TCP at [`crate::PLAIN_L4`]: a
-/// segment without TCP options has its SMI header at a constant offset,
-/// under one bounds check.
+/// [`len_word`] for the common frame, TCP at [`crate::PLAIN_L4`]. A
+/// segment too short for an SMI header (a bare ACK) is told by `l4_len`
+/// alone; one without TCP options has its SMI header at a constant
+/// offset, under one bounds check; any other goes to [`len_word`].
 #[inline(always)]
 pub(crate) fn len_word_plain(ctx: &XdpContext, l4_len: usize) -> Result<u32, Stop> {
     const TCP: usize = crate::PLAIN_L4;
     const SMI: usize = TCP + size_of::<TcpHdr>();
-    let p = head::<[u8; SMI]>(ctx)?;
-    // SAFETY: bounds checked by `head`; `TcpHdr` is all bytes (align 1).
-    let doff = usize::from(unsafe { (*p.cast::<u8>().add(TCP).cast::<TcpHdr>()).doff() }) * 4;
-    if doff < size_of::<TcpHdr>() || l4_len < doff + size_of::<SmiHdr>() {
+    /// Where the TCP header keeps its data offset (the high 4 bits).
+    const DOFF: usize = TCP + 12;
+    if l4_len < size_of::<TcpHdr>() + size_of::<SmiHdr>() {
         return Ok(0);
     }
-    let h = if doff == size_of::<TcpHdr>() {
-        let p = head::<[u8; SMI + size_of::<SmiHdr>()]>(ctx)?;
+    if let Ok(p) = head::<[u8; SMI + size_of::<SmiHdr>()]>(ctx) {
+        let p = p.cast::<u8>();
         // SAFETY: bounds checked by `head`.
-        unsafe { p.cast::<u8>().add(SMI).cast::<SmiHdr>() }
-    } else {
-        ptr_at::<SmiHdr>(ctx, TCP + doff)?
-    };
-    // SAFETY: bounds checked by `head` or `ptr_at`.
-    Ok(unsafe { header_len_word(h) })
+        if unsafe { p.add(DOFF).read() } >> 4 == (size_of::<TcpHdr>() / 4) as u8 {
+            // SAFETY: as above; `SmiHdr` is all bytes (align 1).
+            return Ok(unsafe { header_len_word(p.add(SMI).cast()) });
+        }
+    }
+    len_word(ctx, TCP, l4_len)
 }
 
 /// The length word of the SMI header at `h`, or 0 when `h` does not hold

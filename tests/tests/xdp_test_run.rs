@@ -441,6 +441,35 @@ fn the_smi_length_word_is_read_behind_tcp_options_tagged_or_not() {
     assert_eq!((e.smi_pkts, e.smi_dropped), (4, 2));
 }
 
+/// An admitted client's SMI segment cut short of its SMI header (which
+/// its IPv4 length still claims) passes as truncated, on the fast path and
+/// the general parse alike; with the header whole it passes as SMI.
+#[test]
+fn an_smi_segment_cut_inside_its_headers_passes_as_truncated() {
+    let mut f = Fixture::new();
+    let admitted = mac(24);
+    f.dp.table()
+        .set_state(admitted, state::ADMITTED)
+        .expect("admit");
+    let mut whole = 0;
+    for l2 in [L2::broadcast(admitted), L2::broadcast(admitted).tagged(1)] {
+        let full = smi_frame(admitted, &l2, 8);
+        // Ethernet and tags, IPv4, TCP, then the 16-byte SMI header.
+        let header_end = 14 + 4 * l2.tags.len() + 20 + 20 + 16;
+        for len in 14..=full.len() {
+            assert_eq!(f.run(&full[..len]), XDP_PASS, "cut at {len}");
+        }
+        whole += (full.len() + 1 - header_end) as u64;
+        let expected = vec![
+            ("smi_pass", (full.len() + 1 - header_end) as u64),
+            ("truncated_pass", (header_end - 14) as u64),
+        ];
+        assert_eq!(f.delta(), expected, "{} tags", l2.tags.len());
+    }
+    let passed = f.entry(admitted).expect("entry").smi_pkts;
+    assert_eq!(passed, whole, "only whole headers count as SMI");
+}
+
 /// A known client's steady request updates its VLAN whichever parse reads
 /// it: the tag of a tagged frame (the general parse), the policy's
 /// untagged VLAN for an untagged one (the fast path).
