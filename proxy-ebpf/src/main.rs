@@ -206,20 +206,19 @@ fn fast(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let proto = at(23);
+    // Decided before anything else is read: most frames end here.
+    if !may_be_wanted(proto, at(34), at(36)) {
+        return Some(XDP_PASS);
+    }
     // A later fragment (offset bits of bytes 20 and 21) has no L4 header.
-    let later_fragment = wire16(20) & u16::from_ne_bytes([0x1f, 0xff]) != 0;
-    // A DHCP request, both ports in one word.
+    if wire16(20) & u16::from_ne_bytes([0x1f, 0xff]) != 0 {
+        return Some(XDP_PASS);
+    }
+    // A DHCP request: both ports in one word.
     let [c0, c1] = BOOTPC.to_be_bytes();
     let [s0, s1] = BOOTPS.to_be_bytes();
-    if proto == IpProto::Udp as u8
-        && wire32(34) == u32::from_ne_bytes([c0, c1, s0, s1])
-        && !later_fragment
-    {
+    if proto == IpProto::Udp as u8 && wire32(34) == u32::from_ne_bytes([c0, c1, s0, s1]) {
         return dhcp::steady_plain(ctx).then_some(XDP_PASS);
-    }
-    // Decided before anything else is read: most frames end here.
-    if !may_be_wanted(proto, at(34), at(36)) || later_fragment {
-        return Some(XDP_PASS);
     }
     let (sport, dport) = (be(34), be(36));
     if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {

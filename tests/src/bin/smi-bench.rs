@@ -32,9 +32,15 @@ struct Args {
     /// test_run repetitions per measurement.
     #[arg(long, default_value_t = 2_000_000)]
     repeat: u32,
-    /// Measurements per case (the median is printed).
+    /// Measurements per case and load (the median is printed).
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// `dataplane`: times the object is loaded, each measured for
+    /// `rounds`. Where the kernel places a program's code differs from one
+    /// load to the next, and moved the classifier's figures by up to 7 %
+    /// between loads, where rounds within a load agree to 2 %.
+    #[arg(long, default_value_t = 3)]
+    loads: usize,
     /// Frames sent per generator run in the nftables comparison (fewer
     /// than a million left the XDP-frame path's ratio to chance).
     #[arg(long, default_value_t = 2_000_000)]
@@ -119,15 +125,15 @@ fn ns_per_run(dp: &mut Dataplane, prog: &str, frame: &[u8], repeat: u32) -> anyh
     Ok(spent.as_nanos() as f64 / f64::from(repeat.max(1)))
 }
 
-/// Median ns per run of each of `progs` on `frame`, measured in
-/// alternating rounds (one run of each program per round), so that noise
-/// from the rest of the machine hits every program alike.
+/// Ns per run of each of `progs` on `frame`, one sample per round,
+/// measured in alternating rounds (one run of each program per round), so
+/// that noise from the rest of the machine hits every program alike.
 fn ns_per_run_interleaved<const N: usize>(
     dp: &mut Dataplane,
     progs: [&str; N],
     frame: &[u8],
     args: &Args,
-) -> anyhow::Result<[f64; N]> {
+) -> anyhow::Result<[Vec<f64>; N]> {
     let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(args.rounds));
     // One round first, not counted: the first case measured otherwise ran
     // on a cold CPU (its reference came out 20 % slower than the others').
@@ -139,7 +145,18 @@ fn ns_per_run_interleaved<const N: usize>(
             out.push(ns_per_run(dp, prog, frame, args.repeat)?);
         }
     }
-    Ok(samples.map(median))
+    Ok(samples)
+}
+
+/// The ratio of `ours` to `reference` over paired rounds: the median of
+/// the rounds' ratios, and their interquartile range. Each round measures
+/// both programs back to back, so a round's ratio cancels what the machine
+/// was doing then, which a ratio of the two medians would not.
+fn paired_ratio(ours: &[f64], reference: &[f64]) -> (f64, f64, f64) {
+    let mut r: Vec<f64> = ours.iter().zip(reference).map(|(o, r)| o / r).collect();
+    r.sort_by(f64::total_cmp);
+    let at = |q: usize| r[(r.len() - 1) * q / 4];
+    (at(2), at(1), at(3))
 }
 
 fn dataplane(args: &Args) -> anyhow::Result<()> {
@@ -151,12 +168,6 @@ fn dataplane(args: &Args) -> anyhow::Result<()> {
 }
 
 fn dataplane_in(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut dp = Dataplane::load(&Options {
-        pin_dir: pin_dir.to_owned(),
-        policy: Policy::default(),
-        ..Options::default()
-    })?;
-    dp.table().set_state(CLIENT, state::ADMITTED)?;
     let mut other_l2 = L2::broadcast(CLIENT);
     other_l2.dst = [0x02, 0, 0, 0, 0, 1];
     let other = ipv4(
@@ -175,33 +186,56 @@ fn dataplane_in(args: &Args, pin_dir: &std::path::Path) -> anyhow::Result<()> {
         ("SMI admitted", smi_frame(CLIENT)),
         ("SMI dropped (unadmitted)", smi_frame(STRANGER)),
     ];
+    let progs = [
+        proxy_common::REFERENCE_PROGRAMS[0],
+        proxy_common::REFERENCE_PROGRAMS[1],
+        proxy_common::XDP_PROGRAM,
+    ];
+    // Per case: every round's figure of each program, over all loads, and
+    // each load's ratio to the reference of the case's goal.
+    let mut samples: Vec<[Vec<f64>; 3]> = cases.iter().map(|_| Default::default()).collect();
+    let mut per_load: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for load in 0..args.loads.max(1) {
+        let dir = pin_dir.join(format!("load{load}"));
+        let mut dp = Dataplane::load(&Options {
+            pin_dir: dir.clone(),
+            policy: Policy::default(),
+            ..Options::default()
+        })?;
+        dp.table().set_state(CLIENT, state::ADMITTED)?;
+        for (i, (_, frame)) in cases.iter().enumerate() {
+            let [pass, lookup, ours] = ns_per_run_interleaved(&mut dp, progs, frame, args)?;
+            let reference = if i == 0 { &pass } else { &lookup };
+            per_load[i].push(paired_ratio(&ours, reference).0);
+            for (all, new) in samples[i].iter_mut().zip([pass, lookup, ours]) {
+                all.extend(new);
+            }
+        }
+        drop(dp);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     println!(
-        "dataplane: BPF_PROG_TEST_RUN, repeat {} x {} rounds (median; the three programs alternate within each round), ns per frame of the test thread's CPU time",
-        args.repeat, args.rounds
+        "dataplane: BPF_PROG_TEST_RUN, repeat {} x {} rounds x {} loads of the object (the three programs alternate within each round), ns per frame of the test thread's CPU time (median over all rounds); ratios: median of the rounds' ratios [interquartile range]; per load: each load's median ratio to the goal's reference",
+        args.repeat,
+        args.rounds,
+        args.loads.max(1)
     );
     println!(
-        "{:<28} {:>10} {:>10} {:>12} {:>9} {:>11}",
+        "{:<28} {:>10} {:>10} {:>12} {:>20} {:>20}  per load",
         "frame", "classifier", "ref_pass", "ref_lookup", "vs pass", "vs lookup"
     );
-    for (name, frame) in &cases {
-        let [pass, lookup, ours] = ns_per_run_interleaved(
-            &mut dp,
-            [
-                proxy_common::REFERENCE_PROGRAMS[0],
-                proxy_common::REFERENCE_PROGRAMS[1],
-                proxy_common::XDP_PROGRAM,
-            ],
-            frame,
-            args,
-        )?;
+    let ratio = |(m, lo, hi): (f64, f64, f64)| format!("{m:.2}x [{lo:.2}-{hi:.2}]");
+    for (((name, _), [pass, lookup, ours]), loads) in cases.iter().zip(&samples).zip(&per_load) {
+        let vs_pass = ratio(paired_ratio(ours, pass));
+        let vs_lookup = ratio(paired_ratio(ours, lookup));
+        let loads: Vec<String> = loads.iter().map(|r| format!("{r:.2}x")).collect();
+        let [pass, lookup, ours] = [pass, lookup, ours].map(|v| median(v.clone()));
         println!(
-            "{name:<28} {ours:>10.2} {pass:>10.2} {lookup:>12.2} {:>8.2}x {:>10.2}x",
-            ours / pass,
-            ours / lookup
+            "{name:<28} {ours:>10.2} {pass:>10.2} {lookup:>12.2} {vs_pass:>20} {vs_lookup:>20}  {}",
+            loads.join(" ")
         );
     }
     println!("goals: non-matching <= 1.25x ref_pass; DHCP/SMI update path <= 1.15x ref_lookup");
-    drop(dp);
     drop_cost(args, pin_dir)
 }
 
