@@ -36,9 +36,9 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// `dataplane`: times the object is loaded, each measured for
-    /// `rounds`. Where the kernel places a program's code differs from one
-    /// load to the next, and moved the classifier's figures by up to 7 %
-    /// between loads, where rounds within a load agree to 2 %.
+    /// `rounds`. The classifier's figures moved by up to 7 % between
+    /// loads, where rounds within a load agree to 2 % (most likely with
+    /// where the kernel places the program's code).
     #[arg(long, default_value_t = 3)]
     loads: usize,
     /// Frames sent per generator run in the nftables comparison (fewer
