@@ -9,7 +9,7 @@
 //! accesses on every architecture with efficient unaligned access (x86-64,
 //! arm64, powerpc64: what white-box switches run); elsewhere it refuses
 //! the program at load. Stack accesses must stay aligned everywhere, which
-//! is why `maps::key` builds a client key in a register.
+//! is why `maps::key_at` builds a client key in a register.
 fn main() {
     let linker = which::which("bpf-linker").expect("bpf-linker not found: run `cargo xtask setup`");
     println!("cargo:rerun-if-changed={}", linker.display());

@@ -14,7 +14,7 @@ use proxy_common::{ClientEntry, ClientKey, Event, OPT_BYTES, counter, event, sta
 
 use crate::headers::{Bootp, head, ptr_at, u8_at};
 use crate::maps::{
-    CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass, key,
+    CLIENTS, DHCP_TRUSTED, EVENTS, Policy, SERVER_EVENT_TS, add, admission, count, count_pass,
     key_at, now_ns, rate_allows,
 };
 use crate::{L2, Stop};
@@ -195,8 +195,14 @@ pub(crate) fn dhcp(
         }
     }
     // SAFETY: bounds checked by `ptr_at`; `Bootp` is all bytes (align 1).
-    let (xid, chaddr, yiaddr) = unsafe { (u32::from_be_bytes((*b).xid), (*b).chaddr, (*b).yiaddr) };
-    let key = key(chaddr);
+    let (xid, yiaddr, key) = unsafe {
+        (
+            u32::from_be_bytes((*b).xid),
+            (*b).yiaddr,
+            key_at(&raw const (*b).chaddr),
+        )
+    };
+    let chaddr = key.mac;
     let now = now_ns();
     // One walk for every other case (a single call site keeps the
     // verifier's work on it linear).

@@ -151,20 +151,14 @@ pub(crate) unsafe fn add(p: *mut u64, v: u64) {
     unsafe { *p = (*p).wrapping_add(v) };
 }
 
-/// The map key of `mac`. Built in a register and stored in one aligned
-/// 8-byte store: the kernel's hash reads a key as 4-byte words, and a word
-/// put together from narrower stores on the stack cannot be forwarded from
-/// them (a store-forwarding stall of about 4 ns a lookup, measured on the
-/// reference program). Built field by field, LLVM also stored part of the
-/// address at an odd stack offset, which the verifier refuses.
-#[inline(always)]
-pub(crate) fn key(mac: [u8; 6]) -> ClientKey {
-    let [a, b, c, d, e, f] = mac;
-    key_from_words(u32::from_ne_bytes([a, b, c, d]), u16::from_ne_bytes([e, f]))
-}
-
-/// [`key`] of the MAC address at `p`, read with two loads (a 4-byte and a
-/// 2-byte word) wherever it lies.
+/// The map key of the MAC address at `p`, wherever it lies: read as a
+/// 4-byte and a 2-byte word, put together in a register and stored in one
+/// aligned 8-byte store. The kernel's hash reads a key as 4-byte words,
+/// and a word put together from narrower stores on the stack cannot be
+/// forwarded from them (a store-forwarding stall of about 4 ns a lookup,
+/// measured on the reference program). Built field by field, LLVM also
+/// stored part of the address at an odd stack offset, which the verifier
+/// refuses.
 ///
 /// # Safety
 /// `p` must be within the frame (or any readable memory).
@@ -172,26 +166,21 @@ pub(crate) fn key(mac: [u8; 6]) -> ClientKey {
 pub(crate) unsafe fn key_at(p: *const [u8; 6]) -> ClientKey {
     let p = p.cast::<u8>();
     // SAFETY: within readable memory (caller); unaligned reads.
-    unsafe {
-        key_from_words(
-            p.cast::<u32>().read_unaligned(),
-            p.add(4).cast::<u16>().read_unaligned(),
+    let (lo, hi) = unsafe {
+        (
+            u64::from(p.cast::<u32>().read_unaligned()),
+            u64::from(p.add(4).cast::<u16>().read_unaligned()),
         )
-    }
-}
-
-/// The key whose address bytes are those of `lo` then `hi`, as they lie
-/// in memory.
-#[inline(always)]
-fn key_from_words(lo: u32, hi: u16) -> ClientKey {
+    };
+    // The address bytes, then the two zero padding bytes, as they lie in
+    // memory.
     let word = if cfg!(target_endian = "little") {
-        u64::from(lo) | u64::from(hi) << 32
+        lo | hi << 32
     } else {
-        u64::from(lo) << 32 | u64::from(hi) << 16
+        lo << 32 | hi << 16
     };
     // SAFETY: `ClientKey` is 8 bytes, `repr(C, align(8))`, all integers:
-    // the address and the two zero padding bytes, in this order, as the
-    // word lies in memory.
+    // the address and the two zero padding bytes, in this order.
     unsafe { core::mem::transmute::<u64, ClientKey>(word) }
 }
 

@@ -45,6 +45,11 @@ impl Fixture {
         }
     }
 
+    /// Sets the daemon's admission state of `m`, as the daemon does.
+    fn set_state(&self, m: [u8; 6], st: u8) {
+        self.dp.table().set_state(m, st).expect("set state");
+    }
+
     fn run(&mut self, frame: &[u8]) -> u32 {
         self.dp.test_run(frame, 1).expect("test_run").0
     }
@@ -351,9 +356,7 @@ fn smi_admission() {
     let mut f = Fixture::new();
     let (admitted, stranger, fresh) = (mac(20), mac(21), mac(22));
     let l2 = L2::broadcast(mac(0));
-    f.dp.table()
-        .set_state(admitted, state::ADMITTED)
-        .expect("admit");
+    f.set_state(admitted, state::ADMITTED);
     f.learn(fresh, &L2::broadcast(fresh));
 
     assert_eq!(f.run(&smi_frame(admitted, &l2, 8)), XDP_PASS, "admitted");
@@ -413,9 +416,7 @@ fn smi_admission() {
 fn the_smi_length_word_is_read_behind_tcp_options_tagged_or_not() {
     let mut f = Fixture::new();
     let admitted = mac(23);
-    f.dp.table()
-        .set_state(admitted, state::ADMITTED)
-        .expect("admit");
+    f.set_state(admitted, state::ADMITTED);
     // Timestamps (10 bytes, padded to 12), as Linux sends them.
     let timestamps = [8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
     for l2 in [L2::broadcast(admitted), L2::broadcast(admitted).tagged(10)] {
@@ -448,9 +449,7 @@ fn the_smi_length_word_is_read_behind_tcp_options_tagged_or_not() {
 fn an_smi_segment_cut_inside_its_headers_passes_as_truncated() {
     let mut f = Fixture::new();
     let admitted = mac(24);
-    f.dp.table()
-        .set_state(admitted, state::ADMITTED)
-        .expect("admit");
+    f.set_state(admitted, state::ADMITTED);
     let mut whole = 0;
     for l2 in [L2::broadcast(admitted), L2::broadcast(admitted).tagged(1)] {
         let full = smi_frame(admitted, &l2, 8);
@@ -555,7 +554,7 @@ fn admission_changes_reach_the_next_frame_through_the_cache() {
         (state::DONE, XDP_PASS),
     ];
     for (st, verdict) in steps {
-        f.dp.table().set_state(m, st).expect("set state");
+        f.set_state(m, st);
         for n in 0..3 {
             assert_eq!(
                 f.run(&smi_frame(m, &l2, 8)),
@@ -569,9 +568,7 @@ fn admission_changes_reach_the_next_frame_through_the_cache() {
 
     // Another client's change bumps the epoch: this one's cache is read
     // again and still gives DONE.
-    f.dp.table()
-        .set_state(mac(41), state::BLOCKED)
-        .expect("set state");
+    f.set_state(mac(41), state::BLOCKED);
     assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_PASS, "re-read");
     assert_ne!(
         f.entry(m).expect("entry").admission_cache,
@@ -582,7 +579,7 @@ fn admission_changes_reach_the_next_frame_through_the_cache() {
     // A reload (a second load on the same pinned maps, as a restarted
     // daemon does) bumps the epoch: the cache is read again, and the
     // daemon's state still decides.
-    f.dp.table().set_state(m, state::BLOCKED).expect("block");
+    f.set_state(m, state::BLOCKED);
     assert_eq!(f.run(&smi_frame(m, &l2, 8)), XDP_DROP, "blocked");
     let before = f.entry(m).expect("entry").admission_cache;
     let mut reloaded = Dataplane::load(&Options {
@@ -653,9 +650,7 @@ fn discover_from_upgrading_client_reports_restart() {
     // Not upgrading: a DISCOVER is just counted.
     f.run(&discover(m, &l2));
     assert!(f.events().is_empty());
-    f.dp.table()
-        .set_state(m, state::UPGRADING)
-        .expect("set state");
+    f.set_state(m, state::UPGRADING);
     f.run(&discover(m, &l2));
     let evs = f.events();
     assert_eq!(evs.len(), 1, "{evs:?}");
@@ -663,15 +658,11 @@ fn discover_from_upgrading_client_reports_restart() {
     // The admission state is the daemon's: it stays until the daemon,
     // reading the event, moves the client on; later DISCOVERs are ordinary.
     assert_eq!(f.entry(m).expect("entry").state, state::UPGRADING);
-    f.dp.table()
-        .set_state(m, state::DISCOVERED)
-        .expect("set state");
+    f.set_state(m, state::DISCOVERED);
     f.run(&discover(m, &l2));
     assert!(f.events().is_empty());
     // A REQUEST from an upgrading client is not a restart.
-    f.dp.table()
-        .set_state(m, state::UPGRADING)
-        .expect("set state");
+    f.set_state(m, state::UPGRADING);
     f.run(&Dhcp::cisco_client(m, 9, msg::REQUEST).frame(&l2, SERVER));
     assert!(f.events().is_empty());
 }
@@ -765,9 +756,7 @@ fn the_daemons_state_changes_never_lose_what_xdp_learns() {
 fn tftp_and_reverse_telnet_only_from_admitted_clients() {
     let mut f = Fixture::new();
     let (admitted, stranger) = (mac(60), mac(61));
-    f.dp.table()
-        .set_state(admitted, state::ADMITTED)
-        .expect("admit");
+    f.set_state(admitted, state::ADMITTED);
     f.delta();
     let rrq = |src: [u8; 6]| {
         let mut l2 = L2::broadcast(src);
@@ -896,9 +885,7 @@ fn rare_events_are_logged_only_while_asked_and_at_a_bounded_rate() {
     let mut h = Fixture::new();
     h.dp.set_log_events(true).expect("log on");
     h.dp.set_policy(&policy(&[1, 10])).expect("policy");
-    h.dp.table()
-        .set_state(mac(0x20), state::ADMITTED)
-        .expect("admit");
+    h.set_state(mac(0x20), state::ADMITTED);
     assert_eq!(h.run(&smi_frame(mac(0x20), &l2, 1 << 20)), XDP_DROP);
     assert_eq!(
         log_lines(&mut h),
