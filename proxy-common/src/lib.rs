@@ -52,8 +52,10 @@ pub mod maps {
 /// Name of the XDP program in the eBPF object.
 pub const XDP_PROGRAM: &str = "smi_classifier";
 /// Benchmark reference programs in the same object: an empty `XDP_PASS`
-/// program and one that does a single hash lookup + update.
-pub const REFERENCE_PROGRAMS: [&str; 2] = ["ref_pass", "ref_lookup_update"];
+/// program, one that does a single hash lookup + update, and the floor of
+/// an admitted SMI segment (the parse to the port, the lookup and the
+/// per-client counters, without the classifier's checks).
+pub const REFERENCE_PROGRAMS: [&str; 3] = ["ref_pass", "ref_lookup_update", "ref_smi_floor"];
 
 /// Key of the client map: the client's MAC address. Aligned to 8 bytes,
 /// so that the classifier can store one in a single aligned word (the

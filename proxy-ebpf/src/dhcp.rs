@@ -210,7 +210,7 @@ pub(crate) fn dhcp(
 
     if from_client {
         count(counter::DHCP_REQUEST_PASS);
-        if let Some(e) = CLIENTS.get_ptr_mut(&key) {
+        if let Some(e) = CLIENTS.get_ptr_mut(key) {
             // SAFETY: map value pointer from a successful lookup.
             unsafe { touch_dhcp(e, now, l2, xid, opts.msg_type as u8) };
             // A DISCOVER while the daemon has the client upgrading: it
@@ -258,8 +258,7 @@ pub(crate) fn dhcp(
         // SAFETY: the context pointer is valid for the program's run.
         let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
         // SAFETY: read-only lookup of a plain value.
-        let trusted =
-            !policy.dhcp_trusted_only() || unsafe { DHCP_TRUSTED.get(&ifindex) }.is_some();
+        let trusted = !policy.dhcp_trusted_only() || unsafe { DHCP_TRUSTED.get(ifindex) }.is_some();
         if !trusted {
             count(counter::DHCP_OFFER_UNTRUSTED);
         } else if rate_allows(&SERVER_EVENT_TS, now, SERVER_EVENT_GAP_NS) {
@@ -283,7 +282,7 @@ pub(crate) fn dhcp(
     if msg_type != DHCPACK {
         return Ok(XDP_PASS);
     }
-    if let Some(e) = CLIENTS.get_ptr_mut(&key) {
+    if let Some(e) = CLIENTS.get_ptr_mut(key) {
         // SAFETY: map value pointer from a successful lookup.
         let changed = unsafe {
             touch_dhcp(e, now, l2, xid, opts.msg_type as u8);
@@ -386,7 +385,7 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
         return false;
     }
     // SAFETY: within the frame (caller); `Bootp` is all bytes (align 1).
-    let Some(e) = CLIENTS.get_ptr_mut(&unsafe { key_at(&raw const (*b).chaddr) }) else {
+    let Some(e) = CLIENTS.get_ptr_mut(unsafe { key_at(&raw const (*b).chaddr) }) else {
         return false;
     };
     // SAFETY: map value pointer from a successful lookup; `b` as above.
@@ -405,13 +404,13 @@ unsafe fn steady(l2: &L2, b: *const Bootp, first: [u8; 3], from_client: bool) ->
 }
 
 /// [`steady`] for a request in the common frame, untagged IPv4 without
-/// options ([`crate::PLAIN_L4`]): one bounds check covers the BOOTP header
+/// options ([`crate::headers::PLAIN_L4`]): one bounds check covers the BOOTP header
 /// and the first option, and every field is read at its constant offset.
 /// `false` when the frame is not that or not steady: [`dhcp`] then decides.
 #[inline(always)]
 pub(crate) fn steady_plain(ctx: &XdpContext) -> bool {
     let from_client = true;
-    const BOOTP: usize = crate::PLAIN_L4 + size_of::<UdpHdr>();
+    const BOOTP: usize = crate::headers::PLAIN_L4 + size_of::<UdpHdr>();
     const FIRST: usize = BOOTP + size_of::<Bootp>();
     let Ok(p) = head::<[u8; FIRST + 3]>(ctx) else {
         return false;
@@ -472,7 +471,7 @@ fn new_entry(key: &ClientKey, now: u64, l2: &L2, xid: u32, msg: u8, st: u8, ipv4
         dhcp_msg: msg,
         _pad: [0; 2],
     };
-    if CLIENTS.insert(key, &entry, BPF_NOEXIST as u64).is_err() {
+    if CLIENTS.insert(key, entry, BPF_NOEXIST as u64).is_err() {
         count(counter::MAP_INSERT_FAILED);
     }
 }

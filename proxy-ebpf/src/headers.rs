@@ -6,6 +6,7 @@ use core::mem::{offset_of, size_of};
 
 use aya_ebpf::programs::XdpContext;
 use network_types::eth::EthHdr;
+use network_types::ip::Ipv4Hdr;
 use network_types::tcp::TcpHdr;
 use network_types::udp::UdpHdr;
 
@@ -65,6 +66,95 @@ pub(crate) fn head<T>(ctx: &XdpContext) -> Result<*const T, Stop> {
         return Err(Stop::Truncated);
     }
     Ok(data as *const T)
+}
+
+/// Where the L4 header of an untagged IPv4 frame without options starts:
+/// the common frame, which the fast paths read at constant offsets.
+pub(crate) const PLAIN_L4: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>();
+/// Bytes of that frame up to its L4 ports.
+pub(crate) const PLAIN_LEN: usize = PLAIN_L4 + 4;
+
+/// The first [`PLAIN_LEN`] bytes of a frame, under one bounds check: the
+/// common frame's headers up to its L4 ports, read at constant offsets.
+/// Each read is one load (see `build.rs`) of the field as it lies on the
+/// wire, and its offset is checked against `PLAIN_LEN` when it compiles.
+///
+/// Read a field where it is needed: from a reference LLVM would load the
+/// whole prefix up front, before the checks that send most frames away.
+#[derive(Clone, Copy)]
+pub(crate) struct Plain(*const u8);
+
+impl Plain {
+    /// The frame's prefix, or `None` when the frame is shorter. Checked on
+    /// `data` itself: at offset 0, LLVM has nothing to re-derive (what
+    /// [`ptr_at`]'s `black_box` is there for).
+    #[inline(always)]
+    pub(crate) fn of(ctx: &XdpContext) -> Option<Self> {
+        let data = ctx.data();
+        if data + PLAIN_LEN > ctx.data_end() {
+            return None;
+        }
+        Some(Plain(data as *const u8))
+    }
+
+    /// The byte at `I`.
+    #[inline(always)]
+    pub(crate) fn at<const I: usize>(self) -> u8 {
+        const { assert!(I < PLAIN_LEN) };
+        // SAFETY: `I < PLAIN_LEN`, within the frame by `of`.
+        unsafe { self.0.add(I).read() }
+    }
+
+    /// The two bytes at `I`, as they lie on the wire.
+    #[inline(always)]
+    pub(crate) fn wire16<const I: usize>(self) -> u16 {
+        const { assert!(I + 2 <= PLAIN_LEN) };
+        // SAFETY: `I + 2 <= PLAIN_LEN`, within the frame by `of`.
+        unsafe { self.0.add(I).cast::<u16>().read_unaligned() }
+    }
+
+    /// The four bytes at `I`, as they lie on the wire.
+    #[inline(always)]
+    pub(crate) fn wire32<const I: usize>(self) -> u32 {
+        const { assert!(I + 4 <= PLAIN_LEN) };
+        // SAFETY: `I + 4 <= PLAIN_LEN`, within the frame by `of`.
+        unsafe { self.0.add(I).cast::<u32>().read_unaligned() }
+    }
+
+    /// The big-endian `u16` at `I`.
+    #[inline(always)]
+    pub(crate) fn be16<const I: usize>(self) -> u16 {
+        u16::from_be(self.wire16::<I>())
+    }
+
+    /// Whether the frame is IPv4 with a 20-byte header: its EtherType and
+    /// the IPv4 version and header length (bytes 12 to 14), one word.
+    #[inline(always)]
+    pub(crate) fn is_ipv4_plain(self) -> bool {
+        let ipv4_plain = u32::from_ne_bytes([0x08, 0x00, 0x45, 0]);
+        self.wire32::<12>() & u32::from_ne_bytes([0xff, 0xff, 0xff, 0]) == ipv4_plain
+    }
+
+    /// Whether the IPv4 packet is a later fragment (offset bits of bytes
+    /// 20 and 21), which has no L4 header.
+    #[inline(always)]
+    pub(crate) fn is_later_fragment(self) -> bool {
+        self.wire16::<20>() & u16::from_ne_bytes([0x1f, 0xff]) != 0
+    }
+
+    /// The IPv4 protocol.
+    #[inline(always)]
+    pub(crate) fn proto(self) -> u8 {
+        self.at::<23>()
+    }
+
+    /// The source MAC, as a client map key.
+    #[inline(always)]
+    pub(crate) fn src_key(self) -> ClientKey {
+        const { assert!(offset_of!(EthHdr, src_addr) + 6 <= PLAIN_LEN) };
+        // SAFETY: the source MAC is within `PLAIN_LEN`.
+        unsafe { key_at(self.0.add(offset_of!(EthHdr, src_addr)).cast()) }
+    }
 }
 
 /// The EtherType of `eth` as it is on the wire (compare it with

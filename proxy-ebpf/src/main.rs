@@ -39,8 +39,8 @@ use network_types::udp::UdpHdr;
 use network_types::vlan::VlanHdr;
 use proxy_common::{ClientEntry, ClientKey, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state};
 
-use headers::{L4_DST_PORT, L4_SRC_PORT, be16_at, ether_type, ptr_at, src_key};
-use maps::{Policy, add, admission, count, count_pass, key_at, now_ns};
+use headers::{L4_DST_PORT, L4_SRC_PORT, Plain, be16_at, ether_type, ptr_at, src_key};
+use maps::{Policy, add, admission, count, count_pass, now_ns};
 
 const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
@@ -122,12 +122,6 @@ enum Class {
     Telnet,
 }
 
-/// Where the L4 header of an untagged IPv4 frame without options starts:
-/// the common frame, which the fast paths read at constant offsets.
-pub(crate) const PLAIN_L4: usize = size_of::<EthHdr>() + size_of::<Ipv4Hdr>();
-/// Bytes of that frame up to its L4 ports.
-const PLAIN_LEN: usize = PLAIN_L4 + 4;
-
 /// The class of an IPv4 payload of protocol `proto` with these L4 ports,
 /// or `None` when it is not the classifier's (it passes).
 #[inline(always)]
@@ -170,7 +164,7 @@ fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
 }
 
 /// The fast path, for the common frame: untagged IPv4 without options,
-/// read with one bounds check at constant offsets. It decides the frames
+/// read with one bounds check at constant offsets ([`Plain`]). It decides the frames
 /// the classifier does not want, DHCP requests of known clients in a
 /// steady state, and SMI; `None` leaves the frame to the general path
 /// ([`headers`]), which reads it again.
@@ -181,52 +175,31 @@ fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
 /// code.
 #[inline(always)]
 fn fast(ctx: &XdpContext) -> Option<u32> {
-    let data = ctx.data();
-    // Checked on `data` itself: at offset 0, LLVM has nothing to re-derive
-    // (what `ptr_at`'s `black_box` is there for).
-    if data + PLAIN_LEN > ctx.data_end() {
+    let p = Plain::of(ctx)?;
+    if !p.is_ipv4_plain() {
         return None;
     }
-    let p = data as *const u8;
-    // Read through the raw pointer, each field where it is needed: from a
-    // reference LLVM would load the whole prefix up front, before the
-    // checks that send most frames away. Multi-byte fields are one load
-    // each (see `build.rs`), compared as they lie on the wire.
-    let at = |i: usize| -> u8 {
-        // SAFETY: `i < PLAIN_LEN`, within the frame by the check above.
-        unsafe { p.add(i).read() }
-    };
-    // SAFETY (both): `i + 4 <= PLAIN_LEN`, within the frame as above.
-    let wire16 = |i: usize| unsafe { p.add(i).cast::<u16>().read_unaligned() };
-    let wire32 = |i: usize| unsafe { p.add(i).cast::<u32>().read_unaligned() };
-    let be = |i: usize| u16::from_be(wire16(i));
-    // EtherType IPv4 and an IPv4 header of 20 bytes (bytes 12 to 14).
-    let ipv4_plain = u32::from_ne_bytes([0x08, 0x00, 0x45, 0]);
-    if wire32(12) & u32::from_ne_bytes([0xff, 0xff, 0xff, 0]) != ipv4_plain {
-        return None;
-    }
-    let proto = at(23);
+    let proto = p.proto();
     // Decided before anything else is read: most frames end here.
-    if !may_be_wanted(proto, at(34), at(36)) {
+    if !may_be_wanted(proto, p.at::<34>(), p.at::<36>()) {
         return Some(XDP_PASS);
     }
-    // A later fragment (offset bits of bytes 20 and 21) has no L4 header.
-    if wire16(20) & u16::from_ne_bytes([0x1f, 0xff]) != 0 {
+    if p.is_later_fragment() {
         return Some(XDP_PASS);
     }
     // A DHCP request: both ports in one word.
     let [c0, c1] = BOOTPC.to_be_bytes();
     let [s0, s1] = BOOTPS.to_be_bytes();
-    if proto == IpProto::Udp as u8 && wire32(34) == u32::from_ne_bytes([c0, c1, s0, s1]) {
+    if proto == IpProto::Udp as u8 && p.wire32::<34>() == u32::from_ne_bytes([c0, c1, s0, s1]) {
         return dhcp::steady_plain(ctx).then_some(XDP_PASS);
     }
-    let (sport, dport) = (be(34), be(36));
+    let (sport, dport) = (p.be16::<34>(), p.be16::<36>());
     if proto == IpProto::Tcp as u8 && (sport == SMI_PORT || dport == SMI_PORT) {
-        let l4_len = usize::from(be(16)).saturating_sub(size_of::<Ipv4Hdr>());
-        // SAFETY: the source MAC is within `PLAIN_LEN`.
-        let l2 = L2::untagged(ctx, unsafe { key_at(p.add(6).cast()) });
-        let len_word = || smi::len_word_plain(ctx, l4_len);
-        return smi::smi(Policy, &l2, dport == SMI_PORT, len_word).ok();
+        let to_director = dport == SMI_PORT;
+        return match smi::steady_plain(ctx, p, to_director) {
+            Ok(verdict) => Some(verdict),
+            Err(entry) => smi::plain_other(ctx, p, to_director, entry).ok(),
+        };
     }
     class_of(proto, sport, dport).is_none().then_some(XDP_PASS)
 }
@@ -398,14 +371,50 @@ pub fn ref_lookup_update(ctx: XdpContext) -> u32 {
     let Ok(key) = src_key(&ctx) else {
         return XDP_PASS;
     };
-    match REF_CLIENTS.get_ptr_mut(&key) {
+    match REF_CLIENTS.get_ptr_mut(key) {
         // SAFETY: map value pointer from a successful lookup.
         Some(e) => unsafe {
             (*e).last_seen_ns = now_ns();
             add(&raw mut (*e).dhcp_pkts, 1);
         },
         None => {
-            let _ = REF_CLIENTS.insert(&key, &ClientEntry::default(), 0);
+            let _ = REF_CLIENTS.insert(key, ClientEntry::default(), 0);
+        }
+    }
+    XDP_PASS
+}
+
+/// Benchmark reference: the floor of an admitted SMI segment, the least an
+/// SMI path that keeps per-client counters can do. The common frame's
+/// parse up to the SMI port, as the fast path reads it (the IPv4 header,
+/// the fragment bits, the protocol, the ports), then one lookup of the
+/// source MAC and the client's SMI counters; none of the classifier's
+/// checks (admission, VLAN, length word) and no verdict counter.
+#[xdp]
+pub fn ref_smi_floor(ctx: XdpContext) -> u32 {
+    let Some(p) = Plain::of(&ctx) else {
+        return XDP_PASS;
+    };
+    if !p.is_ipv4_plain() || p.is_later_fragment() || p.proto() != IpProto::Tcp as u8 {
+        return XDP_PASS;
+    }
+    let smi = SMI_PORT.to_be();
+    if p.wire16::<34>() != smi && p.wire16::<36>() != smi {
+        return XDP_PASS;
+    }
+    let key = p.src_key();
+    match REF_CLIENTS.get_ptr_mut(key) {
+        // SAFETY: map value pointer from a successful lookup.
+        Some(e) => unsafe {
+            (*e).last_seen_ns = now_ns();
+            add(&raw mut (*e).smi_pkts, 1);
+            add(
+                &raw mut (*e).smi_bytes,
+                (ctx.data_end() - ctx.data()) as u64,
+            );
+        },
+        None => {
+            let _ = REF_CLIENTS.insert(key, ClientEntry::default(), 0);
         }
     }
     XDP_PASS

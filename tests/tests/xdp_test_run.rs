@@ -601,6 +601,63 @@ fn admission_changes_reach_the_next_frame_through_the_cache() {
     assert!(after >> 8 > before >> 8, "read again at the reload's epoch");
 }
 
+/// Every admission state, in both directions, on either parse (untagged:
+/// the fast path; tagged: the general parse): a segment to the director
+/// passes only for ADMITTED, UPGRADING and DONE; one from the client's
+/// port 4786 for every learned state but BLOCKED; no state outside the
+/// known ones admits anything. The table is written out here, apart from
+/// `proxy_common::state`, which the classifier is built from.
+#[test]
+fn every_admission_state_admits_smi_by_direction_on_either_parse() {
+    const TO_DIRECTOR: [u8; 3] = [state::ADMITTED, state::UPGRADING, state::DONE];
+    const FROM_4786: [u8; 5] = [
+        state::DISCOVERED,
+        state::ADMITTED,
+        state::UPGRADING,
+        state::DONE,
+        state::NOT_SMI,
+    ];
+    let mut f = Fixture::new();
+    let mut payload = smi_header(4, 0, 3, 8);
+    payload.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    for (i, st) in (0..=9).chain([200, 255]).enumerate() {
+        let m = mac(100 + u8::try_from(i).expect("few states"));
+        f.set_state(m, st);
+        f.delta();
+        for l2 in [L2::broadcast(m), L2::broadcast(m).tagged(10)] {
+            let tagged = !l2.tags.is_empty();
+            for to_director in [true, false] {
+                let (sport, dport) = if to_director {
+                    (50_000, 4786)
+                } else {
+                    (4786, 50_000)
+                };
+                let frame = ipv4(
+                    &l2,
+                    CLIENT_IP,
+                    PROXY_IP,
+                    6,
+                    &[],
+                    &tcp(sport, dport, 0x18, &payload),
+                );
+                let admitted = if to_director {
+                    TO_DIRECTOR.contains(&st)
+                } else {
+                    FROM_4786.contains(&st)
+                };
+                let (verdict, counted) = if admitted {
+                    (XDP_PASS, "smi_pass")
+                } else {
+                    (XDP_DROP, "smi_drop_not_admitted")
+                };
+                let case = format!("state {st}, to director {to_director}, tagged {tagged}");
+                assert_eq!(f.run(&frame), verdict, "{case}");
+                assert_eq!(f.delta(), vec![(counted, 1)], "{case}");
+            }
+        }
+    }
+}
+
 #[test]
 fn smi_reply_to_probe_passes_for_discovered_client() {
     let mut f = Fixture::new();
