@@ -345,6 +345,13 @@ pub fn ref_pass(_ctx: XdpContext) -> u32 {
     XDP_PASS
 }
 
+/// Benchmark reference: drops every frame, the least an XDP drop costs on
+/// the interface it is attached to.
+#[xdp]
+pub fn ref_drop(_ctx: XdpContext) -> u32 {
+    XDP_DROP
+}
+
 /// Benchmark feeder's target: the interface at index 0 (never used by the
 /// classifier).
 #[map(name = "REF_REDIRECT")]

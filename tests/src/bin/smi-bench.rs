@@ -1,12 +1,13 @@
 //! `smi-bench`: benchmarks that print figures (and assert nothing).
 //!
 //! `smi-bench dataplane`: ns per frame of the classifier by
-//! BPF_PROG_TEST_RUN, next to an empty XDP_PASS program and a minimal
-//! one-lookup-and-update program measured in the same run; then the cost of
-//! dropping unadmitted SMI in XDP versus an nftables rule, with the same
-//! AF_PACKET generator across a veth pair in namespaces it creates, for
-//! frames that reach the veth as skbs and as XDP frames (redirected into
-//! it, as a NIC with native XDP hands frames over).
+//! BPF_PROG_TEST_RUN, next to an empty XDP_PASS program, a minimal
+//! one-lookup-and-update program and the floor of an admitted SMI segment
+//! measured in the same run; then the cost of dropping unadmitted SMI in
+//! XDP versus an nftables rule and an empty XDP_DROP program, with the
+//! same AF_PACKET generator across a veth pair in namespaces it creates,
+//! for frames that reach the veth as skbs and as XDP frames (redirected
+//! into it, as a NIC with native XDP hands frames over).
 //!
 //! `smi-bench tftp`: the proxy's TFTP server beside tftpd-hpa, the same
 //! files and load generator in the same run (`proxy_tests::tftp_bench`).
@@ -366,6 +367,33 @@ impl Feeder {
     }
 }
 
+/// `ref_drop` attached to `px0` (in `px`) while it lives: every frame
+/// dropped by an empty program, the veth's XDP path alone.
+struct EmptyDrop {
+    _ebpf: aya::Ebpf,
+}
+
+impl EmptyDrop {
+    fn attach(px: &NetNs, pin_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use aya::programs::{Xdp, XdpMode};
+        std::fs::create_dir_all(pin_dir)?;
+        let mut ebpf = aya::EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .load(proxy::dataplane::embedded()?)
+            .context("loading ref_drop")?;
+        let drop: &mut Xdp = ebpf
+            .program_mut("ref_drop")
+            .context("no ref_drop")?
+            .try_into()?;
+        drop.load()?;
+        {
+            let _in = px.enter()?;
+            drop.attach("px0", XdpMode::Driver)?;
+        }
+        Ok(Self { _ebpf: ebpf })
+    }
+}
+
 fn ifindex(iface: &str) -> anyhow::Result<u32> {
     let name = std::ffi::CString::new(iface)?;
     // SAFETY: a NUL-terminated name; the call only reads it.
@@ -464,6 +492,11 @@ fn drop_cost_of(args: &Args, pin_dir: &std::path::Path, arrival: Arrival) -> any
     if let Some(feeder) = feeder.as_mut() {
         feeder.release_px0()?;
     }
+    let empty_time = {
+        let _drop = EmptyDrop::attach(&px, &pin_dir.join(format!("empty-{tag}")))?;
+        generate(&sw, sender, &frame_to_px, 10_000)?;
+        generate(&sw, sender, &frame_to_px, args.frames)?
+    };
     let xdp_pin = pin_dir.join(format!("drop-{tag}"));
     let mut dp = Dataplane::load(&Options {
         pin_dir: xdp_pin,
@@ -499,13 +532,20 @@ fn drop_cost_of(args: &Args, pin_dir: &std::path::Path, arrival: Arrival) -> any
     );
     println!(
         "{:<34} {:>10.1}",
+        "XDP_DROP, empty program (ref_drop)",
+        per(empty_time)
+    );
+    println!(
+        "{:<34} {:>10.1}",
         format!("XDP drop ({mode})"),
         per(xdp_time)
     );
     println!(
-        "ratio nftables / XDP: {:.2}x (nftables counted {nft_dropped} drops, XDP {dropped}; {} sent to each with the warm-up)",
+        "ratio nftables / XDP: {:.2}x (nftables counted {nft_dropped} drops, XDP {dropped}; {} sent to each with the warm-up); nftables / empty XDP_DROP: {:.2}x (what the veth's XDP path costs before any program); the classifier over the empty program: {:.1} ns",
         per(nft_time) / per(xdp_time),
-        args.frames + 10_000
+        args.frames + 10_000,
+        per(nft_time) / per(empty_time),
+        per(xdp_time) - per(empty_time),
     );
     Ok(())
 }
