@@ -381,9 +381,13 @@ async fn start_director(
         reports: reports_rx,
     };
     let expects = core.clone();
+    // Room for every session an identification can wait for: a refused
+    // one costs its switch the whole identification timeout.
+    let sessions_max = crate::logic::TELNET_WAITERS_MAX * telnet::SESSIONS_PER_PEER;
     let listen = telnet::listen(
         tel,
         cfg.limits.telnet_timeout(),
+        sessions_max,
         move |peer| expects.expects_telnet(peer),
         base.telnet.clone(),
         tel_tx,

@@ -95,6 +95,12 @@ const RESCAN_PERIOD: Duration = Duration::from_secs(30);
 /// need no admission) moved more.
 const DELIVERIES_MAX: usize = 384;
 
+/// The most addresses [`Core::expects_telnet`] says yes to at once: an
+/// identification holds its delivery turn until its reverse-telnet
+/// session ends (or its wait does), so no more than [`DELIVERIES_MAX`]
+/// wait at once. The telnet listener's session cap is sized from it.
+pub(crate) const TELNET_WAITERS_MAX: usize = DELIVERIES_MAX;
+
 /// SMI connections to clients open at once (probes and command messages,
 /// each on a connection of its own). A wave of switches booting together
 /// otherwise opened one per switch in the same second: 50,000 switches

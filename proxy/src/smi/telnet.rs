@@ -248,8 +248,6 @@ pub async fn drive_within(
         .map_err(|_| TelnetError::SessionTimeout(session_timeout))?
 }
 
-/// Reverse-telnet sessions open at once.
-pub const SESSIONS_MAX: usize = 256;
 /// Reverse-telnet sessions open at once from one address.
 pub const SESSIONS_PER_PEER: usize = 2;
 /// Pause after a failed accept (EMFILE and the like), so that the loop
@@ -263,7 +261,7 @@ pub struct TelnetStats {
     family: Family<[(&'static str, &'static str); 1], Counter>,
     /// From an address no identification waits for.
     pub unexpected: Counter,
-    /// Over [`SESSIONS_MAX`] or [`SESSIONS_PER_PEER`].
+    /// Over the listener's `sessions_max` or [`SESSIONS_PER_PEER`].
     pub busy: Counter,
 }
 
@@ -296,16 +294,22 @@ impl TelnetStats {
 /// task ([`drive_within`] `session_timeout`) and sending the outcome on
 /// `sessions`. Only a peer `expected` says the proxy waits for is served,
 /// at most [`SESSIONS_PER_PEER`] at once from one address and
-/// [`SESSIONS_MAX`] in all; others are closed at once and counted.
+/// `sessions_max` in all; others are closed at once and counted.
+///
+/// A refused session costs its switch the proxy's whole wait for it, so
+/// `sessions_max` should hold every session the expected peers can open:
+/// the most addresses `expected` can say yes to at once, times
+/// [`SESSIONS_PER_PEER`].
 pub async fn listen(
     listener: TcpListener,
     session_timeout: Duration,
+    sessions_max: usize,
     expected: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
     stats: Arc<TelnetStats>,
     sessions: mpsc::Sender<Session>,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(SESSIONS_MAX));
+    let slots = Arc::new(Semaphore::new(sessions_max));
     let per_peer: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, peer) = tokio::select! {
@@ -495,6 +499,7 @@ mod tests {
         let task = tokio::spawn(listen(
             l,
             Duration::from_secs(5),
+            8,
             move |_| flag.load(Ordering::Relaxed),
             stats.clone(),
             tx,
@@ -513,6 +518,36 @@ mod tests {
             matches!(session.result, Err(TelnetError::Closed(_))),
             "{session:?}"
         );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_listener_refuses_sessions_over_its_cap() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stats = Arc::new(TelnetStats::default());
+        let (tx, _rx) = mpsc::channel(4);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(listen(
+            l,
+            Duration::from_secs(5),
+            1,
+            |_| true,
+            stats.clone(),
+            tx,
+            cancel.clone(),
+        ));
+        // The first session is served, and stays open while the proxy
+        // waits for the switch's prompt.
+        let _first = TcpStream::connect(addr).await.unwrap();
+        // The second, within the per-peer cap but over `sessions_max`, is
+        // closed at once and counted.
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(second.read(&mut buf).await.unwrap_or(0), 0);
+        assert_eq!(stats.busy.get(), 1);
+        assert_eq!(stats.unexpected.get(), 0);
         cancel.cancel();
         task.await.unwrap();
     }

@@ -115,15 +115,18 @@ impl Host {
         };
         poll_fn(|cx| {
             stream.with_socket(|socket| match socket.state() {
-                tcp::State::Established => Poll::Ready(Ok(())),
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {
+                    socket.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
                 tcp::State::Closed => Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionRefused,
                     format!("connect {addr}: refused or unreachable"),
                 ))),
-                _ => {
-                    socket.register_send_waker(cx.waker());
-                    Poll::Pending
-                }
+                // Connected, and perhaps closed by the peer since (a
+                // session refused at once): as a kernel socket, the
+                // connect succeeds and the first read finds the end.
+                _ => Poll::Ready(Ok(())),
             })
         })
         .await?;
