@@ -164,10 +164,10 @@ fn may_be_wanted(proto: u8, sport_hi: u8, dport_hi: u8) -> bool {
 }
 
 /// The fast path, for the common frame: untagged IPv4 without options,
-/// read with one bounds check at constant offsets ([`Plain`]). It decides the frames
-/// the classifier does not want, DHCP requests of known clients in a
-/// steady state, and SMI; `None` leaves the frame to the general path
-/// ([`headers`]), which reads it again.
+/// read with one bounds check at constant offsets ([`Plain`]). It decides
+/// the frames the classifier does not want, DHCP requests of known
+/// clients in a steady state, and SMI; `None` leaves the frame to the
+/// general path ([`headers`]), which reads it again.
 ///
 /// No call here goes through [`Class`], and DHCP's direction is a
 /// constant (requests only): through the class, LLVM kept the class and

@@ -95,7 +95,7 @@ pub struct TftpLimits {
 impl Default for TftpLimits {
     fn default() -> Self {
         TftpLimits {
-            max_transfers: 512,
+            max_transfers: 1024,
             timeout: Duration::from_secs(1),
             retries: 5,
             deadline: Duration::from_secs(30 * 60),
