@@ -40,7 +40,7 @@ use network_types::vlan::VlanHdr;
 use proxy_common::{ClientEntry, ClientKey, SMI_PORT, TELNET_PORT, TFTP_PORT, counter, state};
 
 use headers::{L4_DST_PORT, L4_SRC_PORT, Plain, be16_at, ether_type, ptr_at, src_key};
-use maps::{Policy, add, admission, count, count_pass, now_ns};
+use maps::{Policy, add, admission, count, count_pass, count_smi, now_ns};
 
 const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
@@ -412,14 +412,7 @@ pub fn ref_smi_floor(ctx: XdpContext) -> u32 {
     let key = p.src_key();
     match REF_CLIENTS.get_ptr_mut(key) {
         // SAFETY: map value pointer from a successful lookup.
-        Some(e) => unsafe {
-            (*e).last_seen_ns = now_ns();
-            add(&raw mut (*e).smi_pkts, 1);
-            add(
-                &raw mut (*e).smi_bytes,
-                (ctx.data_end() - ctx.data()) as u64,
-            );
-        },
+        Some(e) => unsafe { count_smi(e, now_ns(), (ctx.data_end() - ctx.data()) as u64) },
         None => {
             let _ = REF_CLIENTS.insert(key, ClientEntry::default(), 0);
         }

@@ -151,6 +151,21 @@ pub(crate) unsafe fn add(p: *mut u64, v: u64) {
     unsafe { *p = (*p).wrapping_add(v) };
 }
 
+/// Counts a passed SMI segment of `bytes` on the client's entry `e`, seen
+/// at `now`.
+///
+/// # Safety
+/// `e` must point into a `ClientEntry` map value.
+#[inline(always)]
+pub(crate) unsafe fn count_smi(e: *mut ClientEntry, now: u64, bytes: u64) {
+    // SAFETY: a map value (caller), 8-byte aligned.
+    unsafe {
+        (*e).last_seen_ns = now;
+        add(&raw mut (*e).smi_pkts, 1);
+        add(&raw mut (*e).smi_bytes, bytes);
+    }
+}
+
 /// The map key of the MAC address at `p`, wherever it lies: read as a
 /// 4-byte and a 2-byte word, put together in a register and stored in one
 /// aligned 8-byte store. The kernel's hash reads a key as 4-byte words,

@@ -9,8 +9,8 @@ use proxy_common::{ClientEntry, Event, OPT_BYTES, counter, drop_reason, event, s
 
 use crate::headers::{Plain, SmiHdr, head, ptr_at};
 use crate::maps::{
-    CLIENTS, DROP_EVENT_TS, EVENTS, Policy, add, admission, count, count_pass, decisive_state,
-    now_ns, rate_allows,
+    CLIENTS, DROP_EVENT_TS, EVENTS, Policy, add, admission, count, count_pass, count_smi,
+    decisive_state, now_ns, rate_allows,
 };
 use crate::{L2, Stop};
 
@@ -64,11 +64,7 @@ pub(crate) fn decide(
     if reason == 0 {
         if let Some(e) = entry {
             // SAFETY: map value pointer from a successful lookup.
-            unsafe {
-                (*e).last_seen_ns = now;
-                add(&raw mut (*e).smi_pkts, 1);
-                add(&raw mut (*e).smi_bytes, l2.len);
-            }
+            unsafe { count_smi(e, now, l2.len) };
         }
         return Ok(count_pass(counter::SMI_PASS));
     }
@@ -134,14 +130,7 @@ pub(crate) fn steady_plain(
         }
     }
     // SAFETY: map value pointer from a successful lookup.
-    unsafe {
-        (*e).last_seen_ns = now_ns();
-        add(&raw mut (*e).smi_pkts, 1);
-        add(
-            &raw mut (*e).smi_bytes,
-            (ctx.data_end() - ctx.data()) as u64,
-        );
-    }
+    unsafe { count_smi(e, now_ns(), (ctx.data_end() - ctx.data()) as u64) };
     Ok(count_pass(counter::SMI_PASS))
 }
 
